@@ -1,0 +1,29 @@
+# Two commands on a fresh clone:
+#   make lab    open the notebook series in JupyterLab
+#   make test   run every test: unit tests, ruff, and each notebook under nbval
+# Each first creates or updates .venv from requirements.txt.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test venv clean
+
+venv: $(STAMP)
+
+# Rebuilt whenever requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check mistral_mini tests benchmarks
+	$(VENV)/bin/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+clean:
+	rm -rf $(VENV)

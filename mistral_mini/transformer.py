@@ -1,0 +1,97 @@
+"""The decoder: token embeddings, n_layers pre-norm blocks, a final RMSNorm and the output projection.
+
+Shapes: B batch, T tokens, V vocab_size.
+
+Every parameter is named as in Mistral's consolidated checkpoint (``tok_embeddings.weight``,
+``layers.0.attention.wq.weight``, ``layers.0.feed_forward.w1.weight``, ``norm.weight``, ``output.weight``, ...),
+so such a state dict loads with a plain ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import Attention
+from .cache import RollingBufferCache
+from .config import ModelArgs
+from .feed_forward import FeedForward
+from .norm import RMSNorm
+from .rope import rope_angles
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.attention = Attention(args)
+        self.feed_forward = FeedForward(args.dim, args.hidden_dim)
+        self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int,
+                cache: RollingBufferCache | None = None, layer_id: int = 0) -> torch.Tensor:
+        # Pre-norm residual: each sub-layer reads a normalized copy and adds its answer to the stream.
+        h = x + self.attention(self.attention_norm(x), cos, sin, start, cache, layer_id)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class Transformer(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(TransformerBlock(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, eps=args.norm_eps)
+        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+
+    def forward(self, tokens: torch.Tensor, cache: RollingBufferCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """tokens [B, T] -> float32 logits [B, T, V] ([B, 1, V] with ``last_only``).
+
+        Without a cache the tokens sit at positions 0..T-1. With one they continue at ``cache.position``,
+        attend to what the cache holds, and are written into it.
+        """
+        self._check_tokens(tokens)
+        if cache is not None:
+            self._check_cache(cache, tokens)
+        start = cache.position if cache is not None else 0
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        cos, sin = rope_angles(positions, self.args.head_dim, self.args.rope_theta)  # [T, D/2] each
+        h = self.tok_embeddings(tokens)  # [B, T, dim]
+        for layer_id, layer in enumerate(self.layers):
+            h = layer(h, cos, sin, start, cache, layer_id)
+        if cache is not None:
+            cache.advance(positions)
+        if last_only:
+            h = h[:, -1:]  # [B, 1, dim]: generation needs only the next-token distribution
+        return self.output(self.norm(h)).float()
+
+    def _check_tokens(self, tokens: torch.Tensor) -> None:
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"tokens must be a torch.Tensor of token ids [batch, seq], got {type(tokens).__name__}")
+        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+            raise ValueError(f"tokens must hold integer ids (torch.long), got dtype {tokens.dtype}")
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be 2-D [batch, seq], got shape {tuple(tokens.shape)}; "
+                             "for one sequence use tokens[None]")
+        if tokens.shape[1] == 0:
+            raise ValueError("tokens must hold at least one token per sequence, got shape "
+                             f"{tuple(tokens.shape)}")
+        if tokens.device.type != "meta":
+            low, high = int(tokens.min()), int(tokens.max())
+            if low < 0 or high >= self.args.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.args.vocab_size})")
+
+    def _check_cache(self, cache: RollingBufferCache, tokens: torch.Tensor) -> None:
+        a, c = self.args, cache.args
+        if (c.n_layers, c.n_kv_heads, c.head_dim, c.sliding_window) != (
+                a.n_layers, a.n_kv_heads, a.head_dim, a.sliding_window):
+            raise ValueError("the cache was built for other ModelArgs; build it with RollingBufferCache(model.args)")
+        if cache.batch_size != tokens.shape[0]:
+            raise ValueError(f"the cache holds {cache.batch_size} sequence(s) but tokens have batch size "
+                             f"{tokens.shape[0]}")
+        weight = self.tok_embeddings.weight
+        if cache.dtype != weight.dtype or cache.device != weight.device:
+            raise ValueError(f"the cache is {cache.dtype} on {cache.device} but the model is {weight.dtype} on "
+                             f"{weight.device}; pass device= and dtype= to RollingBufferCache")
