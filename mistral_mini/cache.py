@@ -50,7 +50,9 @@ class RollingBufferCache:
 
     def reset(self) -> None:
         """Forget every token; the memory stays allocated for the next sequence."""
-        self.slot_positions.fill_(-1)
+        # A new tensor rather than fill_: slot_positions may have been made under torch.inference_mode(),
+        # and such a tensor cannot be changed in place outside it.
+        self.slot_positions = torch.full_like(self.slot_positions, -1)
         self.position = 0
 
     def slot_of(self, position: int) -> int:

@@ -14,8 +14,9 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-# Mistral 7B v0.2 and later set "sliding_window": null (no window). They were trained on 32K tokens, so a
-# window of 32,768 gives identical results on every sequence they were made for.
+# Mistral 7B v0.2 and later have no window: their params.json leaves "sliding_window" out (or sets it to null).
+# They were trained on 32K tokens, so a window of 32,768 gives identical results on every sequence they were
+# made for.
 NO_WINDOW_CONTEXT = 32768
 
 
@@ -64,10 +65,14 @@ class ModelArgs:
 
     @classmethod
     def from_dict(cls, params: dict) -> ModelArgs:
-        """Build from a ``params.json`` dict: unknown keys are ignored, missing rope_theta is 10000.0."""
+        """Build from a ``params.json`` dict.
+
+        Unknown keys are ignored; a missing rope_theta is 10000.0 (v0.1); a missing or null sliding_window
+        means no window (v0.2 and later), i.e. NO_WINDOW_CONTEXT.
+        """
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in params.items() if k in known}
-        if kwargs.get("sliding_window", NO_WINDOW_CONTEXT) is None:
+        if kwargs.get("sliding_window") is None:
             kwargs["sliding_window"] = NO_WINDOW_CONTEXT
         if kwargs.get("rope_theta") is None:
             kwargs.pop("rope_theta", None)

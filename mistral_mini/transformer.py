@@ -78,9 +78,9 @@ class Transformer(nn.Module):
             raise ValueError("tokens must hold at least one token per sequence, got shape "
                              f"{tuple(tokens.shape)}")
         if tokens.device.type != "meta":
-            low, high = int(tokens.min()), int(tokens.max())
-            if low < 0 or high >= self.args.vocab_size:
-                bad = low if low < 0 else high
+            # One combined test: on a GPU each value read back to Python waits for the device.
+            if bool(((tokens < 0) | (tokens >= self.args.vocab_size)).any()):
+                bad = tokens[(tokens < 0) | (tokens >= self.args.vocab_size)][0].item()
                 raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.args.vocab_size})")
 
     def _check_cache(self, cache: RollingBufferCache, tokens: torch.Tensor) -> None:

@@ -91,6 +91,15 @@ def test_reset_starts_a_new_sequence():
         assert relative_error(model(tokens, cache=cache), model(tokens)) < 1e-5
 
 
+def test_reset_after_inference_mode():
+    args = small_args()
+    model, cache = random_model(args), RollingBufferCache(args)
+    with torch.inference_mode():
+        model(torch.randint(0, 97, (1, 5)), cache=cache)
+    cache.reset()
+    assert cache.position == 0 and (cache.slot_positions == -1).all()
+
+
 def test_nbytes_formula_and_the_7b_figures():
     args = ModelArgs.from_name("mistral-7b")
     cache = RollingBufferCache(args, batch_size=1, device="meta", dtype=torch.bfloat16)

@@ -23,7 +23,9 @@ def test_unknown_keys_are_ignored_and_rope_theta_is_read(tmp_path):
     assert ModelArgs.from_params_json(tmp_path / "params.json").rope_theta == 1e6
 
 
-def test_null_sliding_window_means_the_32k_context():
+def test_null_or_missing_sliding_window_means_the_32k_context():
+    v0_2 = {k: v for k, v in MISTRAL_7B_PARAMS.items() if k != "sliding_window"} | {"rope_theta": 1e6}
+    assert ModelArgs.from_dict(v0_2).sliding_window == NO_WINDOW_CONTEXT
     assert ModelArgs.from_dict({**MISTRAL_7B_PARAMS, "sliding_window": None}).sliding_window == NO_WINDOW_CONTEXT
 
 
@@ -56,6 +58,6 @@ def test_params_json_errors(tmp_path):
     (tmp_path / "params.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         ModelArgs.from_params_json(tmp_path / "params.json")
-    (tmp_path / "params.json").write_text(json.dumps({"dim": 8}))
+    (tmp_path / "params.json").write_text(json.dumps({"dim": 8, "n_layers": 2}))
     with pytest.raises(ValueError, match="missing"):
         ModelArgs.from_params_json(tmp_path / "params.json")
