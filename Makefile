@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test venv clean
+.PHONY: lab test notebooks venv clean
 
 venv: $(STAMP)
 
@@ -22,8 +22,12 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check mistral_mini tests benchmarks
+	$(VENV)/bin/ruff check mistral_mini tests benchmarks tools
 	$(VENV)/bin/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+# After changing a notebook (or code whose output it shows): re-run every notebook and save it tidy.
+notebooks: $(STAMP)
+	$(VENV)/bin/python tools/refresh_notebooks.py
 
 clean:
 	rm -rf $(VENV)

@@ -420,9 +420,14 @@ class MemoryPlan:
                 f"= {format_bytes(self.total_bytes)}")
 
 
-def format_bytes(n: int) -> str:
-    """13.49 GiB, 512.0 MiB: binary units, as GPU tools report them."""
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+def format_bytes(n: float) -> str:
+    """1536 -> '1.50 KiB', 2**29 -> '512 MiB': binary units, as memory is counted and GPU tools report it."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.2f} {unit}".replace(".00 ", " ")
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def meta_model(args: ModelArgs) -> Transformer:

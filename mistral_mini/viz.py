@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .checkpoint import format_bytes
+
 # A few named colours used across the series, so the same idea has the same colour in every notebook.
 IN_COLOR = "#3b75af"  # visible / allowed / kept
 OUT_COLOR = "#f0f0f0"  # masked / not reachable
@@ -62,16 +64,6 @@ def _bool_heatmap(ax, mask, title: str = "", xlabel: str = "key position j", yla
     ax.set_ylabel(ylabel)
 
 
-def _format_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'; binary units, as memory is counted."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.2f} {unit}".replace(".00 ", " ")
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
 def _rectangle(xy: tuple[float, float], width: float, height: float, color, **kw):
     from matplotlib.patches import Rectangle
 
@@ -102,7 +94,7 @@ def bytes_bars(values: dict[str, float], title: str = "",
     sizes = [float(values[k]) / 1e9 for k in labels]
     ax.barh(labels, sizes, color=IN_COLOR)
     for y, (label, size) in enumerate(zip(labels, sizes, strict=True)):
-        ax.text(size, y, f"  {size:,.2f} GB = {_format_bytes(values[label])}", va="center")
+        ax.text(size, y, f"  {size:,.2f} GB = {format_bytes(values[label])}", va="center")
     for name, value in (reference or {}).items():
         ax.axvline(float(value) / 1e9, color=ACCENT, linestyle="--")
         ax.text(float(value) / 1e9, len(labels) - 0.4, f" {name}", color=ACCENT, va="bottom")
@@ -412,13 +404,13 @@ def bytes_per_item(values: dict[str, float], title: str = "", unit: str = "per t
     labels = list(values)
     ax.bar(labels, [float(values[k]) for k in labels], color=IN_COLOR)
     for x, label in enumerate(labels):
-        ax.text(x, float(values[label]), _format_bytes(values[label]), ha="center", va="bottom")
+        ax.text(x, float(values[label]), format_bytes(values[label]), ha="center", va="bottom")
     top = max(float(v) for v in values.values()) * 1.2
     ax.set_ylim(0, top)
     from matplotlib.ticker import MultipleLocator
 
     ax.yaxis.set_major_locator(MultipleLocator(2 ** np.floor(np.log2(top / 4))))  # round binary steps
-    ax.yaxis.set_major_formatter(lambda value, _: _format_bytes(value))
+    ax.yaxis.set_major_formatter(lambda value, _: format_bytes(value))
     ax.set_ylabel(f"bytes {unit}")
     ax.set_title(title)
     return fig
@@ -560,7 +552,7 @@ def cache_memory_figure(seq_lens: Sequence[int], curves: dict[str, Sequence[floa
             raise ValueError(f"curve {label!r} has {y.shape[0]} values for {x.shape[0]} sequence lengths")
         color = colors[i % len(colors)]
         ax.plot(x, y, label=label, color=color, linewidth=2)
-        end = _format_bytes(float(_to_numpy(values)[-1]))
+        end = format_bytes(float(_to_numpy(values)[-1]))
         ax.annotate(end, (x[-1], y[-1]), textcoords="offset points", xytext=(-6, 6), ha="right", color=color,
                     fontweight="bold")
     ax.set_xlabel(xlabel)

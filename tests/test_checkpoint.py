@@ -7,12 +7,12 @@ import pickle
 
 import pytest
 import torch
-from conftest import hf_reference, random_model, relative_error, small_args
 from safetensors.torch import load_file
 
 from mistral_mini import ModelArgs
 from mistral_mini.checkpoint import (
     CheckpointError,
+    format_bytes,
     load_model,
     main,
     memory_plan,
@@ -20,6 +20,7 @@ from mistral_mini.checkpoint import (
     save_model,
     write_safetensors,
 )
+from tests.conftest import hf_reference, random_model, relative_error, small_args
 
 TOKENS = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(1))
 
@@ -172,7 +173,7 @@ def test_memory_plan_of_mistral_7b():
     assert plan.weights_bytes == 14_483_464_192 == 7_241_732_096 * 2
     assert plan.cache_bytes == 512 * 2**20
     assert plan.total_bytes == plan.weights_bytes + plan.cache_bytes
-    assert str(plan) == "weights 13.49 GiB + rolling cache 512.0 MiB = 13.99 GiB"
+    assert str(plan) == "weights 13.49 GiB + rolling cache 512 MiB = 13.99 GiB"
     full = memory_plan(dataclasses.replace(args, sliding_window=32768), torch.bfloat16)
     assert full.cache_bytes == 4 * 2**30 == 8 * plan.cache_bytes
     assert memory_plan(args, torch.float32, batch_size=2).cache_bytes == 4 * plan.cache_bytes
@@ -202,7 +203,7 @@ def test_cuda_out_of_memory_is_caught_before_loading(model, tmp_path, monkeypatc
     with pytest.raises(RuntimeError) as err:
         load_model(tmp_path, device="cuda", progress=False)
     message = str(err.value)
-    assert f"needs {plan}" in message and "only 0.1 MiB of 8.00 GiB is free" in message
+    assert f"needs {plan}" in message and "only 64 KiB of 8 GiB is free" in message
     assert "bfloat16" in message and "smaller batch" in message and "device='cpu'" in message
 
 
@@ -341,3 +342,10 @@ def test_foreign_hugging_face_names_are_unexpected(model, tmp_path):
     (tmp_path / "config.json").write_text((tmp_path / "reference" / "config.json").read_text())
     with pytest.raises(CheckpointError, match="unexpected tensors: model.layers.0.self_attn.rotary_emb.inv_freq"):
         load_model(tmp_path, progress=False)
+
+
+def test_format_bytes():
+    assert format_bytes(512 * 2**20) == "512 MiB"
+    assert format_bytes(1536) == "1.50 KiB"
+    assert format_bytes(100) == "100 B"
+    assert format_bytes(14_483_464_192) == "13.49 GiB"

@@ -112,9 +112,3 @@ def test_token_pieces_checks_lengths_and_draws_every_piece():
 def test_masks_figure_needs_one_title_per_mask():
     with pytest.raises(ValueError, match="2 masks but 1 titles"):
         viz.masks_figure([receptive_field_mask(4, 1, 2)] * 2, ["x"])
-
-
-def test_format_bytes():
-    assert viz._format_bytes(512 * 2**20) == "512 MiB"
-    assert viz._format_bytes(1536) == "1.50 KiB"
-    assert viz._format_bytes(100) == "100 B"
