@@ -57,11 +57,12 @@ def grouped_bias(mask: torch.Tensor, n_rep: int, dtype: torch.dtype) -> torch.Te
     return bias.repeat(n_rep, 1)
 
 
-def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      bias: torch.Tensor | None) -> torch.Tensor:
     """The fused kernel over grouped queries, without copying keys and values per query head.
 
     The n_rep query heads that share a key/value head are folded into the query axis, so every key/value
-    head meets all of its queries in one batch entry. bias comes from ``grouped_bias``.
+    head meets all of its queries in one batch entry. bias comes from ``grouped_bias``; None masks nothing.
     """
     B, H, Tq, D = q.shape
     grouped = q.reshape(B, k.shape[1], H // k.shape[1] * Tq, D)  # [B, Hkv, n_rep * Tq, D]
@@ -141,8 +142,12 @@ class Attention(nn.Module):
         """
         positions = torch.arange(start, start + 1, device=q.device)
         cache.store(layer_id, k, v, positions)
+        keys, values = cache.keys[layer_id], cache.values[layer_id]  # [B, Hkv, W, D]
+        if start >= self.sliding_window - 1:
+            # The buffer is full: its W slots hold positions start-W+1..start, exactly this query's window.
+            return grouped_attention(q, keys, values, bias=None)
         mask = sliding_window_mask(positions, cache.positions_after(positions), self.sliding_window)  # [1, W]
-        return masked_attention(q, cache.keys[layer_id], cache.values[layer_id], mask)
+        return masked_attention(q, keys, values, mask)
 
     def _prefill(self, q, k, v, start, cache, layer_id):
         """A chunk: attend to the cached keys (put back in position order) plus the chunk's own keys.

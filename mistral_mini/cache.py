@@ -25,6 +25,9 @@ class RollingBufferCache:
                  dtype: torch.dtype | None = None):
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device={str(device)!r} asks for a CUDA GPU, but torch finds none; build the cache "
+                               "on the model's device, e.g. RollingBufferCache(args, device='cpu')")
         self.args = args
         self.sliding_window = args.sliding_window
         self.batch_size = batch_size

@@ -133,3 +133,9 @@ def test_mismatched_cache_is_rejected(make_cache, message):
 def test_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         RollingBufferCache(small_args(), batch_size=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when there is no GPU")
+def test_cuda_without_a_gpu_says_so():
+    with pytest.raises(RuntimeError, match="finds none"):
+        RollingBufferCache(small_args(), device="cuda")
