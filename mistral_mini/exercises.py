@@ -583,13 +583,6 @@ def _rolling_cache_bytes(args, itemsize: int, batch_size: int = 1) -> int:
     return RollingBufferCache(args, batch_size=batch_size, device="meta", dtype=_dtype_of(itemsize)).nbytes
 
 
-def _meta_parameter_count(args) -> int:
-    from .transformer import Transformer
-
-    with torch.device("meta"):
-        return sum(p.numel() for p in Transformer(args).parameters())
-
-
 # 06 rolling buffer cache
 
 
@@ -718,7 +711,7 @@ def check_parameter_count(fn: Callable) -> bool:
     """08: ``fn(args)`` -> the number of parameters of Transformer(args), from the hyper-parameters alone."""
     from .config import ModelArgs
 
-    cases = [(name, (args,), _meta_parameter_count(args)) for name, args in (
+    cases = [(name, (args,), _parameter_count(Transformer, args)) for name, args in (
         ("the tiny preset", ModelArgs.from_name("tiny")),
         ("a model with n_kv_heads = n_heads", _args(n_kv_heads=4, n_layers=3)),
         ("Mistral 7B", ModelArgs.from_name("mistral-7b")),
@@ -839,7 +832,7 @@ def check_weight_bytes(fn: Callable) -> bool:
     """10: ``fn(args, itemsize)`` -> bytes the weights take at ``itemsize`` bytes per parameter."""
     from .config import ModelArgs
 
-    cases = [(f"{name}, itemsize {itemsize}", (args, itemsize), _meta_parameter_count(args) * itemsize)
+    cases = [(f"{name}, itemsize {itemsize}", (args, itemsize), _parameter_count(Transformer, args) * itemsize)
              for name, args in (("Mistral 7B", ModelArgs.from_name("mistral-7b")), ("the tiny preset",
                                                                                     ModelArgs.from_name("tiny")))
              for itemsize in (2, 4)]
@@ -853,7 +846,7 @@ def check_max_sequences(fn: Callable) -> bool:
     from .config import ModelArgs
 
     seven_b = ModelArgs.from_name("mistral-7b")
-    weights = _meta_parameter_count(seven_b) * 2
+    weights = _parameter_count(Transformer, seven_b) * 2
     per_sequence = _rolling_cache_bytes(seven_b, 2)
     cases = [(f"{free / 2**30:g} GiB free, the 7B in bf16", (free, seven_b, 2),
               max(0, (free - weights) // per_sequence))
