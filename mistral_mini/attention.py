@@ -52,7 +52,11 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
 
 def grouped_bias(mask: torch.Tensor, n_rep: int, dtype: torch.dtype) -> torch.Tensor:
     """mask [Tq, Tk] bool -> additive bias [n_rep * Tq, Tk]: 0 where allowed, -inf elsewhere, once per query
-    head of a group (the layout ``masked_attention`` folds queries into)."""
+    head of a group (the layout ``masked_attention`` folds queries into).
+
+    The fused kernel would turn a bool mask into this bias on every call; the banded path builds it once and
+    reuses it for every full block.
+    """
     bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
     return bias.repeat(n_rep, 1)
 
