@@ -79,9 +79,10 @@ class Transformer(nn.Module):
                              f"{tuple(tokens.shape)}")
         if tokens.device.type != "meta":
             # One combined test: on a GPU each value read back to Python waits for the device.
-            if bool(((tokens < 0) | (tokens >= self.args.vocab_size)).any()):
-                bad = tokens[(tokens < 0) | (tokens >= self.args.vocab_size)][0].item()
-                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.args.vocab_size})")
+            outside = (tokens < 0) | (tokens >= self.args.vocab_size)
+            if bool(outside.any()):
+                raise ValueError(f"token id {tokens[outside][0].item()} is outside the vocabulary "
+                                 f"[0, {self.args.vocab_size})")
 
     def _check_cache(self, cache: RollingBufferCache, tokens: torch.Tensor) -> None:
         a, c = self.args, cache.args
