@@ -1,15 +1,20 @@
-"""mistral_mini: Mistral 7B rebuilt piece by piece."""
+"""mistral_mini: Mistral 7B rebuilt piece by piece.
+
+The model and what runs it are the modules here; ``mistral_mini.lessons`` holds what exists only for the
+notebooks (figures, widgets, exercise checks, the classroom commands).
+"""
 
 from .cache import RollingBufferCache
 from .config import ModelArgs
-from .generate import generate
+from .generation import generate
+from .memory import memory_plan
 from .tokenizer import Tokenizer
 from .transformer import Transformer, TransformerBlock
 
 __all__ = ["ModelArgs", "RollingBufferCache", "Tokenizer", "Transformer", "TransformerBlock", "generate",
            "load_model", "memory_plan", "save_model"]
 
-_FROM_CHECKPOINT = ("load_model", "memory_plan", "save_model")
+_FROM_CHECKPOINT = ("load_model", "save_model")
 
 
 def __getattr__(name: str):

@@ -18,18 +18,15 @@ Two ways to compute the same numbers:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import CacheView
 from .config import ModelArgs
 from .masks import sliding_window_mask
 from .rope import apply_rope
-
-if TYPE_CHECKING:
-    from .cache import RollingBufferCache
 
 # Queries per block in the banded path. Smaller blocks waste fewer masked-out scores (a block of Bq
 # queries computes Bq * (Bq + W - 1) scores where Bq * W are needed) but make more calls.
@@ -119,9 +116,12 @@ class Attention(nn.Module):
         self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
         self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int,
-                cache: RollingBufferCache | None = None, layer_id: int = 0) -> torch.Tensor:
-        """x [B, T, dim] at positions start..start+T-1 -> [B, T, dim]; cos, sin [T, D/2] from rope_angles."""
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache_view: CacheView | None = None) -> torch.Tensor:
+        """x [B, T, dim] -> [B, T, dim]; cos, sin [T, D/2] from rope_angles at the tokens' positions.
+
+        Without a cache the tokens sit at positions 0..T-1; with one, at ``cache_view.chunk.positions``.
+        """
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim)  # [B, T, H, D]
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim)  # [B, T, Hkv, D]
@@ -129,37 +129,34 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         # Heads become a batch axis for the attention kernel.
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H or Hkv, T, D]
-        if cache is None:
-            out = attend(q, k, v, start, start, self.sliding_window)
+        if cache_view is None:
+            out = attend(q, k, v, 0, 0, self.sliding_window)
         elif T == 1:
-            out = self._decode(q, k, v, start, cache, layer_id)
+            out = self._decode(q, k, v, cache_view)
         else:
-            out = self._prefill(q, k, v, start, cache, layer_id)
+            out = self._prefill(q, k, v, cache_view)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # [B, T, H * D]
         return self.wo(out)
 
-    def _decode(self, q, k, v, start, cache, layer_id):
+    def _decode(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, view: CacheView) -> torch.Tensor:
         """One new token: write it into its slot, then attend over the slots in place.
 
         Writing first is safe for a single token: position p lands in slot p % W, evicting position p - W,
         which is exactly one step outside p's window.
         """
-        positions = torch.arange(start, start + 1, device=q.device)
-        cache.store(layer_id, k, v, positions)
-        keys, values = cache.keys[layer_id], cache.values[layer_id]  # [B, Hkv, W, D]
-        if start >= self.sliding_window - 1:
-            # The buffer is full: its W slots hold positions start-W+1..start, exactly this query's window.
-            return grouped_attention(q, keys, values, bias=None)
-        mask = sliding_window_mask(positions, cache.positions_after(positions), self.sliding_window)  # [1, W]
-        return masked_attention(q, keys, values, mask)
+        view.store(k, v)
+        mask = view.chunk.decode_mask  # None once the buffer is full: the W slots are exactly the window
+        if mask is None:
+            return grouped_attention(q, view.keys, view.values, bias=None)
+        return masked_attention(q, view.keys, view.values, mask)
 
-    def _prefill(self, q, k, v, start, cache, layer_id):
-        """A chunk: attend to the cached keys (put back in position order) plus the chunk's own keys.
+    def _prefill(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, view: CacheView) -> torch.Tensor:
+        """A chunk: attend to the cached keys it can see (in position order) plus the chunk's own keys.
 
         The chunk is written after attending: its writes would evict keys that its earlier queries need.
         """
-        past_k, past_v, past_start = cache.ordered(layer_id)  # [B, Hkv, P, D], positions past_start..start-1
+        past_k, past_v = view.past()  # [B, Hkv, P, D], positions chunk.past_start .. chunk.start - 1
         keys, values = torch.cat((past_k, k), dim=2), torch.cat((past_v, v), dim=2)  # [B, Hkv, P + T, D]
-        out = attend(q, keys, values, start, past_start, self.sliding_window)
-        cache.store(layer_id, k, v, torch.arange(start, start + q.shape[2], device=q.device))
+        out = attend(q, keys, values, view.chunk.start, view.chunk.past_start, self.sliding_window)
+        view.store(k, v)
         return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 
-from .rope import rope_angles
 from .transformer import Transformer
 
 
@@ -40,22 +39,6 @@ def receptive_field_mask(seq_len: int, n_layers: int, window: int) -> torch.Tens
     return (offset >= 0) & (offset <= reach(n_layers, window))
 
 
-def forward_from_embeddings(model: Transformer, embeddings: torch.Tensor,
-                            n_layers: int | None = None) -> torch.Tensor:
-    """The model's forward pass starting from input embeddings [B, T, dim] instead of token ids -> logits.
-
-    Runs the first ``n_layers`` blocks (all by default), then the final norm and output projection, at
-    positions 0..T-1 and without a cache: the same steps as ``Transformer.forward`` after its lookup.
-    """
-    layers = model.layers if n_layers is None else model.layers[:n_layers]
-    positions = torch.arange(embeddings.shape[1], device=embeddings.device)
-    cos, sin = rope_angles(positions, model.args.head_dim, model.args.rope_theta)  # [T, D/2] each
-    h = embeddings
-    for layer_id, layer in enumerate(layers):
-        h = layer(h, cos, sin, 0, None, layer_id)
-    return model.output(model.norm(h)).float()  # [B, T, V]
-
-
 def measured_receptive_field(model: Transformer, seq_len: int, n_layers: int | None = None,
                              seed: int = 0) -> torch.Tensor:
     """[T, T] bool, measured: True where d output[i] / d embedding[j] is not exactly zero.
@@ -71,7 +54,7 @@ def measured_receptive_field(model: Transformer, seq_len: int, n_layers: int | N
     projection = torch.randn(model.args.vocab_size, generator=generator).to(weight.device)
     embeddings.requires_grad_(True)
     with torch.enable_grad():
-        logits = forward_from_embeddings(model, embeddings, n_layers)  # [1, T, V]
+        logits = model.forward_embeddings(embeddings, n_layers=n_layers)  # [1, T, V]
         rows = []
         for i in range(seq_len):
             (grad,) = torch.autograd.grad(logits[0, i] @ projection, embeddings, retain_graph=i < seq_len - 1)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .attention import Attention
-from .cache import RollingBufferCache
+from .cache import CacheView, RollingBufferCache
 from .config import ModelArgs
 from .feed_forward import FeedForward
 from .norm import RMSNorm
@@ -28,10 +28,10 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int,
-                cache: RollingBufferCache | None = None, layer_id: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache_view: CacheView | None = None) -> torch.Tensor:
         # Pre-norm residual: each sub-layer reads a normalized copy and adds its answer to the stream.
-        h = x + self.attention(self.attention_norm(x), cos, sin, start, cache, layer_id)
+        h = x + self.attention(self.attention_norm(x), cos, sin, cache_view)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -54,14 +54,27 @@ class Transformer(nn.Module):
         self._check_tokens(tokens)
         if cache is not None:
             self._check_cache(cache, tokens)
+        return self.forward_embeddings(self.tok_embeddings(tokens), cache, last_only)
+
+    def forward_embeddings(self, h: torch.Tensor, cache: RollingBufferCache | None = None,
+                           last_only: bool = False, n_layers: int | None = None) -> torch.Tensor:
+        """The forward pass after the embedding lookup: h [B, T, dim] -> float32 logits [B, T, V].
+
+        n_layers: run only the first n blocks (then the final norm and output), e.g. to study what a
+        shallower stack can see; only without a cache, which every layer must fill.
+        """
+        if n_layers is not None and cache is not None:
+            raise ValueError("n_layers needs cache=None: a cache must be filled by every layer")
+        T = h.shape[1]
         start = cache.position if cache is not None else 0
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        positions = torch.arange(start, start + T, device=h.device)
         cos, sin = rope_angles(positions, self.args.head_dim, self.args.rope_theta)  # [T, D/2] each
-        h = self.tok_embeddings(tokens)  # [B, T, dim]
-        for layer_id, layer in enumerate(self.layers):
-            h = layer(h, cos, sin, start, cache, layer_id)
+        layers = self.layers[:n_layers] if n_layers is not None else self.layers
+        views = cache.views(T) if cache is not None else [None] * len(layers)
+        for layer, view in zip(layers, views, strict=True):
+            h = layer(h, cos, sin, view)
         if cache is not None:
-            cache.advance(positions)
+            cache.advance(T)
         if last_only:
             h = h[:, -1:]  # [B, 1, dim]: generation needs only the next-token distribution
         return self.output(self.norm(h)).float()

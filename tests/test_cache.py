@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mistral_mini import ModelArgs, RollingBufferCache, Transformer
-from tests.conftest import random_model, relative_error, small_args
+from mistral_mini.cache import chunk_key_positions, slot_of, slot_positions_after
+from tests.helpers import random_model, relative_error, small_args
 
 CONFIGS = {
     "mha, W 3": small_args(n_heads=4, n_kv_heads=4, sliding_window=3),
@@ -56,7 +57,7 @@ def test_slots_hold_position_mod_w_and_record_their_positions():
         assert cache.slot_positions.tolist() == [0, 1, 2, -1]
         model(torch.randint(0, 97, (1, 3)), cache=cache)  # positions 3, 4, 5: 4 and 5 wrap around
         assert cache.slot_positions.tolist() == [4, 5, 2, 3]
-        assert cache.slot_of(5) == 1 and cache.position == 6
+        assert slot_of(5, 4) == 1 and cache.position == 6
         model(torch.randint(0, 97, (1, 9)), cache=cache)  # longer than W: only the last 4 land
         assert cache.slot_positions.tolist() == [12, 13, 14, 11]
 
@@ -104,7 +105,9 @@ def test_nbytes_formula_and_the_7b_figures():
     args = ModelArgs.from_name("mistral-7b")
     cache = RollingBufferCache(args, batch_size=1, device="meta", dtype=torch.bfloat16)
     assert cache.nbytes == 2 * 32 * 1 * 4096 * 8 * 128 * 2 == 512 * 2**20
-    full_cache_32k = 2 * 32 * 32768 * 8 * 128 * 2
+    # A full cache of 32,768 tokens is a rolling buffer whose window holds all of them.
+    full_args = ModelArgs(**{**args.to_dict(), "sliding_window": 32768})
+    full_cache_32k = RollingBufferCache(full_args, batch_size=1, device="meta", dtype=torch.bfloat16).nbytes
     assert full_cache_32k == 4 * 2**30 and full_cache_32k // cache.nbytes == 8
     assert RollingBufferCache(args, batch_size=3, device="meta", dtype=torch.bfloat16).nbytes == 3 * 512 * 2**20
 
@@ -139,3 +142,31 @@ def test_bad_batch_size():
 def test_cuda_without_a_gpu_says_so():
     with pytest.raises(RuntimeError, match="finds none"):
         RollingBufferCache(small_args(), device="cuda")
+
+
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_slot_positions_after_matches_writing_one_position_at_a_time(window):
+    held = [-1] * window
+    for n_seen in range(4 * window + 2):
+        assert slot_positions_after(n_seen, window).tolist() == held, n_seen
+        held[slot_of(n_seen, window)] = n_seen
+
+
+def test_a_chunk_sees_only_the_cached_keys_inside_its_first_window():
+    q_pos, k_pos = chunk_key_positions(10, 13, 4)
+    assert q_pos.tolist() == [10, 11, 12]
+    assert k_pos.tolist() == [7, 8, 9, 10, 11, 12]  # 7 = 10 - 4 + 1: the oldest key the query at 10 sees
+    assert chunk_key_positions(2, 5, 4)[1].tolist() == [0, 1, 2, 3, 4]  # nothing before position 0
+
+
+def test_past_keys_are_exactly_the_visible_cached_positions():
+    args = small_args(sliding_window=4, n_layers=1)
+    model = random_model(args)
+    cache = RollingBufferCache(args)
+    with torch.no_grad():
+        model(torch.randint(0, 97, (1, 9)), cache=cache)
+        (view,) = cache.views(3)
+        past_k, _ = view.past()
+        # Positions 6, 7, 8 (not 5: it is outside the window of position 9) in position order.
+        assert view.chunk.past_start == 6 and past_k.shape[2] == 3
+        assert [cache.slot_positions[s].item() for s in view.chunk.past_slots] == [6, 7, 8]

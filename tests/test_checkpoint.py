@@ -10,17 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from mistral_mini import ModelArgs
-from mistral_mini.checkpoint import (
-    CheckpointError,
-    format_bytes,
-    load_model,
-    main,
-    memory_plan,
-    mistral_state_dict_to_hf,
-    save_model,
-    write_safetensors,
-)
-from tests.conftest import hf_reference, random_model, relative_error, small_args
+from mistral_mini.checkpoint import load_model, main, save_model
+from mistral_mini.checkpoint_reader import CheckpointError
+from mistral_mini.hf import mistral_state_dict_to_hf
+from mistral_mini.memory import format_bytes, memory_plan
+from mistral_mini.safetensors_format import write_safetensors
+from tests.helpers import hf_reference, random_model, relative_error, small_args
 
 TOKENS = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(1))
 
@@ -204,7 +199,7 @@ def test_cuda_out_of_memory_is_caught_before_loading(model, tmp_path, monkeypatc
         load_model(tmp_path, device="cuda", progress=False)
     message = str(err.value)
     assert f"needs {plan}" in message and "only 64 KiB of 8 GiB is free" in message
-    assert "bfloat16" in message and "smaller batch" in message and "device='cpu'" in message
+    assert "bfloat16" in message and "free other GPU memory" in message and "device='cpu'" in message
 
 
 def test_dtype_must_be_a_floating_torch_dtype(model, tmp_path):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mistral_mini import RollingBufferCache
-from mistral_mini.generate import EOS_ID, decode_step, generate, prefill, sample, top_p_filter
-from tests.conftest import hf_reference, random_model, small_args
+from mistral_mini.generation import EOS_ID, decode_step, generate, prefill, sample, top_p_filter
+from tests.helpers import hf_reference, random_model, small_args
 
 W = 8
 PROMPTS = {"shorter than the window": [5, 17, 3, 42, 11], "longer than the window": list(range(3, 23))}

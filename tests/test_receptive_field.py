@@ -2,12 +2,11 @@ import pytest
 import torch
 
 from mistral_mini.receptive_field import (
-    forward_from_embeddings,
     measured_receptive_field,
     reach,
     receptive_field_mask,
 )
-from tests.conftest import random_model, small_args
+from tests.helpers import random_model, small_args
 
 
 def test_reach_of_mistral_7b_counts_w_minus_one_per_layer():
@@ -72,7 +71,7 @@ def test_forward_from_embeddings_matches_the_model():
     model = random_model(small_args(n_layers=2, sliding_window=4))
     tokens = torch.randint(0, model.args.vocab_size, (2, 11), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ours = forward_from_embeddings(model, model.tok_embeddings(tokens))
+        ours = model.forward_embeddings(model.tok_embeddings(tokens))
         torch.testing.assert_close(ours, model(tokens))
 
 

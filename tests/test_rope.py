@@ -1,7 +1,7 @@
 import torch
 from transformers.models.mistral.modeling_mistral import apply_rotary_pos_emb
 
-from mistral_mini.checkpoint import permute_rope_rows, unpermute_rope_rows
+from mistral_mini.hf import permute_rope_rows, unpermute_rope_rows
 from mistral_mini.rope import apply_rope, rope_angles
 
 

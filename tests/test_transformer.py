@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mistral_mini import ModelArgs, Transformer
-from tests.conftest import hf_reference, random_model, relative_error, small_args
+from tests.helpers import hf_reference, random_model, relative_error, small_args
 
 CONFIGS = {
     "mha (gqa 1)": small_args(n_heads=4, n_kv_heads=4),

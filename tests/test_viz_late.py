@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from mistral_mini import RollingBufferCache, viz, widgets
 from mistral_mini.generate import top_p_filter
 from mistral_mini.masks import sliding_window_mask
-from tests.conftest import small_args
+from tests.helpers import small_args
 
 
 def texts(ax) -> list[str]:

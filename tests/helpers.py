@@ -1,0 +1,34 @@
+"""Shared helpers: small random models, and transformers' Mistral built from the same weights."""
+
+import torch
+
+from mistral_mini import ModelArgs, Transformer
+from mistral_mini.hf import to_transformers
+
+
+def small_args(**overrides) -> ModelArgs:
+    base = dict(dim=64, n_layers=2, head_dim=16, hidden_dim=96, n_heads=4, n_kv_heads=2, norm_eps=1e-5,
+                vocab_size=97, sliding_window=8, rope_theta=10000.0)
+    return ModelArgs(**{**base, **overrides})
+
+
+def random_model(args: ModelArgs, seed: int = 0, dtype: torch.dtype = torch.float32) -> Transformer:
+    """A model whose every weight, norms included, is random, so no parameter can hide behind a default."""
+    torch.manual_seed(seed)
+    model = Transformer(args)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+            else:
+                p.normal_(0.0, 0.5 if "tok_embeddings" in name else 1 / p.shape[-1] ** 0.5)
+    return model.to(dtype).eval()
+
+
+def hf_reference(model: Transformer, attn_implementation: str = "eager"):
+    """transformers' MistralForCausalLM holding exactly ``model``'s weights."""
+    return to_transformers(model, attn_implementation)
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual - expected).norm() / expected.norm())
