@@ -16,11 +16,11 @@ import statistics
 import time
 
 import torch
-from transformers import MistralConfig, MistralForCausalLM
+from transformers import MistralForCausalLM
 
 from mistral_mini import ModelArgs, RollingBufferCache, Transformer
-from mistral_mini.checkpoint import hf_config_from_args, mistral_state_dict_to_hf
-from mistral_mini.generate import decode_step, generate, prefill
+from mistral_mini.generation import decode_step, generate, prefill
+from mistral_mini.hf import to_transformers
 
 ARGS = ModelArgs(dim=256, n_layers=4, head_dim=32, hidden_dim=768, n_heads=8, n_kv_heads=2, norm_eps=1e-5,
                  vocab_size=32000, sliding_window=64)
@@ -29,12 +29,7 @@ PROMPT = [1, 415, 2936, 9060, 285, 1142, 28705, 13]  # 8 ids: a short prompt
 
 def hf_model(model: Transformer, attn_implementation: str) -> MistralForCausalLM:
     """transformers' Mistral holding ``model``'s weights (Hugging Face names and q/k row layout)."""
-    config = MistralConfig(**hf_config_from_args(model.args))
-    config._attn_implementation = attn_implementation
-    reference = MistralForCausalLM(config).eval()
-    missing, unexpected = reference.load_state_dict(mistral_state_dict_to_hf(model.state_dict(), model.args),
-                                                    strict=False)
-    assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
+    reference = to_transformers(model, attn_implementation)
     reference.generation_config.eos_token_id = None  # never stop early: both generate exactly n tokens
     return reference
 

@@ -29,18 +29,12 @@ from pathlib import Path
 import torch
 
 from mistral_mini import ModelArgs, RollingBufferCache, Transformer
-from mistral_mini.checkpoint import (
-    MISTRAL_PARAMS,
-    MISTRAL_WEIGHTS,
-    format_bytes,
-    hf_config_from_args,
-    load_model,
-    memory_plan,
-    meta_model,
-    mistral_state_dict_to_hf,
-    write_safetensors,
-)
-from mistral_mini.generate import decode_step, prefill
+from mistral_mini.checkpoint import load_model
+from mistral_mini.checkpoint_reader import MISTRAL_PARAMS, MISTRAL_WEIGHTS
+from mistral_mini.generation import decode_step, prefill
+from mistral_mini.hf import hf_config_from_args, mistral_state_dict_to_hf
+from mistral_mini.memory import format_bytes, memory_plan, meta_model
+from mistral_mini.safetensors_format import write_safetensors
 
 
 @dataclasses.dataclass(frozen=True)

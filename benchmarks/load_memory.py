@@ -25,13 +25,9 @@ from pathlib import Path
 import torch
 
 from mistral_mini import ModelArgs, Transformer
-from mistral_mini.checkpoint import (
-    hf_config_from_args,
-    load_model,
-    meta_model,
-    mistral_state_dict_to_hf,
-    save_model,
-)
+from mistral_mini.checkpoint import load_model, save_model
+from mistral_mini.hf import to_transformers
+from mistral_mini.memory import meta_model
 
 # ~175M parameters: 349 MB in bf16.
 ARGS = ModelArgs(dim=1024, n_layers=8, head_dim=128, hidden_dim=3584, n_heads=8, n_kv_heads=2, norm_eps=1e-5,
@@ -91,11 +87,7 @@ def write_checkpoints(root: Path) -> dict[str, Path]:
 
 def write_hf_sharded(model: Transformer, folder: Path) -> None:
     """transformers' own writer, so the layout is exactly what the Hub serves."""
-    from transformers import MistralConfig, MistralForCausalLM
-
-    reference = MistralForCausalLM(MistralConfig(**hf_config_from_args(ARGS))).to(torch.bfloat16)
-    reference.load_state_dict(mistral_state_dict_to_hf(model.state_dict(), ARGS), strict=False)
-    reference.save_pretrained(folder, max_shard_size="100MB")
+    to_transformers(model).save_pretrained(folder, max_shard_size="100MB")
 
 
 def weights_size(folder: Path) -> tuple[int, int]:

@@ -16,11 +16,10 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from transformers import MistralConfig, MistralForCausalLM
 
 from mistral_mini import ModelArgs, Transformer
 from mistral_mini.attention import attend
-from mistral_mini.checkpoint import hf_config_from_args, mistral_state_dict_to_hf
+from mistral_mini.hf import to_transformers
 
 # Attention-heavy on purpose: 8 heads of 32 over a 128-wide stream and a narrow feed-forward, so that the part
 # the window changes dominates the pass. (The 7B at 16K tokens spends most of its time in matmuls instead.)
@@ -48,10 +47,7 @@ def main() -> None:
     windowed = Transformer(replace(ARGS, sliding_window=opts.window)).eval()
     full = Transformer(replace(ARGS, sliding_window=opts.seq_len)).eval()
     full.load_state_dict(windowed.state_dict())
-    config = MistralConfig(**hf_config_from_args(full.args))
-    config._attn_implementation = "sdpa"
-    reference = MistralForCausalLM(config).eval()
-    reference.load_state_dict(mistral_state_dict_to_hf(full.state_dict(), full.args), strict=False)
+    reference = to_transformers(full, "sdpa")
     tokens = torch.randint(0, ARGS.vocab_size, (1, opts.seq_len))
 
     with torch.inference_mode():

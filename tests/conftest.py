@@ -1,7 +1,6 @@
 """Fixtures shared by the tests; plain helpers live in tests/helpers.py (imported, never a conftest)."""
 
 import pytest
-import torch
 
 from mistral_mini import ModelArgs, Transformer
 from tests.helpers import random_model

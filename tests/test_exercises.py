@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mistral_mini import exercises as ex
+from mistral_mini.lessons import classroom
+from mistral_mini.lessons import exercises as ex
 
 # ---------------------------------------------------------------------------------------------------------
 # right answers, written the way a learner might
@@ -122,8 +123,9 @@ RIGHT = [
 
 @pytest.mark.parametrize("check, answer", RIGHT, ids=[c.__name__ for c, _ in RIGHT])
 def test_right_answer_passes(check, answer, capsys):
-    assert check(answer) is True
+    result = check(answer)
     out = capsys.readouterr().out
+    assert result is None
     assert out.startswith("PASS") and "FAIL" not in out
 
 
@@ -132,8 +134,9 @@ def test_unfinished_exercise_fails_without_raising(check, capsys):
     def unfinished(*args):
         raise NotImplementedError()
 
-    assert check(unfinished) is False
+    result = check(unfinished)
     out = capsys.readouterr().out
+    assert result is None
     assert out.startswith("FAIL") and "not implemented yet" in out
 
 
@@ -142,46 +145,46 @@ def test_unfinished_exercise_fails_without_raising(check, capsys):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run(check, answer, capsys):
-    ok = check(answer)
-    return ok, capsys.readouterr().out
+def fail_output(check, answer, capsys):
+    """What ``check(answer)`` prints, after asserting that it reports FAIL and returns nothing."""
+    result = check(answer)
+    out = capsys.readouterr().out
+    assert result is None
+    assert out.startswith("FAIL: "), out
+    return out
 
 
 def test_layer_norm_instead_of_rms_norm_is_recognised(capsys):
-    ok, out = run(ex.check_rms_norm, lambda x, w, eps: F.layer_norm(x, x.shape[-1:], eps=eps) * w, capsys)
-    assert not ok
+    out = fail_output(ex.check_rms_norm, lambda x, w, eps: F.layer_norm(x, x.shape[-1:], eps=eps) * w, capsys)
     assert "max difference" in out and "first wrong position" in out
     assert "LayerNorm" in out
 
 
 def test_missing_weight_is_recognised(capsys):
-    ok, out = run(ex.check_rms_norm, lambda x, w, eps: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps),
-                  capsys)
-    assert not ok and "multiply by weight" in out
+    out = fail_output(ex.check_rms_norm, lambda x, w, eps: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps),
+                      capsys)
+    assert "multiply by weight" in out
 
 
 def test_wrong_shape_is_reported(capsys):
-    ok, out = run(ex.check_rms_norm, lambda x, w, eps: rms_norm(x, w, eps)[..., :-1], capsys)
-    assert not ok
+    out = fail_output(ex.check_rms_norm, lambda x, w, eps: rms_norm(x, w, eps)[..., :-1], capsys)
     assert "shape: got (2, 5, 15), expected (2, 5, 16)" in out
 
 
 def test_code_that_raises_is_reported_with_the_hint(capsys):
-    ok, out = run(ex.check_embedding_lookup, lambda ids, w: w @ ids, capsys)
-    assert not ok
+    out = fail_output(ex.check_embedding_lookup, lambda ids, w: w @ ids, capsys)
     assert "your code raised" in out and "hint:" in out
 
 
 def test_lowercase_byte_pieces(capsys):
-    ok, out = run(ex.check_byte_pieces, lambda c: [f"<0x{b:02x}>" for b in c.encode()], capsys)
-    assert not ok
+    out = fail_output(ex.check_byte_pieces, lambda c: [f"<0x{b:02x}>" for b in c.encode()], capsys)
     assert "first wrong position [0]: got '<0xf0>', expected '<0xF0>'" in out
     assert "upper case" in out
 
 
 def test_rope_rotating_backwards(capsys):
-    ok, out = run(ex.check_rope, lambda x, p, t: rope(x, -p, t), capsys)
-    assert not ok and "wrong way" in out
+    out = fail_output(ex.check_rope, lambda x, p, t: rope(x, -p, t), capsys)
+    assert "wrong way" in out
 
 
 def test_rope_half_split_layout(capsys):
@@ -192,8 +195,8 @@ def test_rope_half_split_layout(capsys):
         rotated = torch.cat((-x[..., D // 2:], x[..., : D // 2]), -1)
         return x * angle.cos() + rotated * angle.sin()
 
-    ok, out = run(ex.check_rope, hf_style, capsys)
-    assert not ok and "half-split" in out
+    out = fail_output(ex.check_rope, hf_style, capsys)
+    assert "half-split" in out
 
 
 def test_inverse_permutation(capsys):
@@ -201,80 +204,78 @@ def test_inverse_permutation(capsys):
         rows, cols = w.shape
         return w.view(n, 2, rows // n // 2, cols).transpose(1, 2).reshape(rows, cols)
 
-    ok, out = run(ex.check_half_split, inverse, capsys)
-    assert not ok and "inverse" in out
+    out = fail_output(ex.check_half_split, inverse, capsys)
+    assert "inverse" in out
 
 
 def test_wavelength_without_two_pi(capsys):
-    ok, out = run(ex.check_wavelengths, lambda d, t: wavelengths(d, t) / (2 * math.pi), capsys)
-    assert not ok and "max difference" in out
+    out = fail_output(ex.check_wavelengths, lambda d, t: wavelengths(d, t) / (2 * math.pi), capsys)
+    assert "max difference" in out
 
 
 def test_window_off_by_one(capsys):
-    ok, out = run(ex.check_window_mask, lambda T, W: window_mask(T, W + 1), capsys)
-    assert not ok
+    out = fail_output(ex.check_window_mask, lambda T, W: window_mask(T, W + 1), capsys)
     assert "first wrong position [3, 0]: got True, expected False" in out
     assert "off by one" in out
 
 
 def test_transposed_window(capsys):
-    ok, out = run(ex.check_window_mask, lambda T, W: window_mask(T, W).T, capsys)
-    assert not ok and "rows are queries" in out
+    out = fail_output(ex.check_window_mask, lambda T, W: window_mask(T, W).T, capsys)
+    assert "rows are queries" in out
 
 
 def test_attention_without_scaling(capsys):
     def unscaled(q, k, v, mask):
         return torch.softmax((q @ k.T).masked_fill(~mask, float("-inf")), -1) @ v
 
-    ok, out = run(ex.check_attention, unscaled, capsys)
-    assert not ok and "sqrt(D)" in out
+    out = fail_output(ex.check_attention, unscaled, capsys)
+    assert "sqrt(D)" in out
 
 
 def test_attention_without_mask(capsys):
-    ok, out = run(ex.check_attention, lambda q, k, v, m: torch.softmax(q @ k.T / q.shape[-1] ** 0.5, -1) @ v,
+    out = fail_output(ex.check_attention, lambda q, k, v, m: torch.softmax(q @ k.T / q.shape[-1] ** 0.5, -1) @ v,
                   capsys)
-    assert not ok and "apply the mask" in out
+    assert "apply the mask" in out
 
 
 def test_allowed_pairs_ignoring_the_start(capsys):
-    ok, out = run(ex.check_allowed_pairs, lambda T, W: T * W, capsys)
-    assert not ok and "got 18, expected 15" in out and "min(i + 1, W)" in out
+    out = fail_output(ex.check_allowed_pairs, lambda T, W: T * W, capsys)
+    assert "got 18, expected 15" in out and "min(i + 1, W)" in out
 
 
 def test_tiled_instead_of_repeated_heads(capsys):
-    ok, out = run(ex.check_repeat_kv, lambda x, n: x.repeat(1, n, 1, 1), capsys)
-    assert not ok and "tiled" in out and "first wrong position" in out
+    out = fail_output(ex.check_repeat_kv, lambda x, n: x.repeat(1, n, 1, 1), capsys)
+    assert "tiled" in out and "first wrong position" in out
 
 
 def test_kv_bytes_with_query_heads(capsys):
-    ok, out = run(ex.check_kv_bytes_per_token, lambda a, n: 2 * a.n_layers * a.n_heads * a.head_dim * n, capsys)
-    assert not ok and "got 524,288, expected 131,072" in out and "n_kv_heads" in out
+    out = fail_output(ex.check_kv_bytes_per_token, lambda a, n: 2 * a.n_layers * a.n_heads * a.head_dim * n, capsys)
+    assert "got 524,288, expected 131,072" in out and "n_kv_heads" in out
 
 
 def test_kv_head_taking_turns(capsys):
-    ok, out = run(ex.check_kv_head_of, lambda h, H, Hkv: h % Hkv, capsys)
-    assert not ok and "h // n_rep" in out
+    out = fail_output(ex.check_kv_head_of, lambda h, H, Hkv: h % Hkv, capsys)
+    assert "h // n_rep" in out
 
 
 def test_paper_reach_is_recognised(capsys):
-    ok, out = run(ex.check_reach, lambda L, W: L * W, capsys)
-    assert not ok
+    out = fail_output(ex.check_reach, lambda L, W: L * W, capsys)
     assert "got 4,096, expected 4,095" in out and "131,072" in out
 
 
 def test_receptive_field_counting_w_per_layer(capsys):
-    ok, out = run(ex.check_receptive_field, lambda T, L, W: receptive_field(T, 1, L * W + 1), capsys)
-    assert not ok and "W - 1 per layer" in out
+    out = fail_output(ex.check_receptive_field, lambda T, L, W: receptive_field(T, 1, L * W + 1), capsys)
+    assert "W - 1 per layer" in out
 
 
 def test_layers_needed_rounding_down(capsys):
-    ok, out = run(ex.check_layers_needed, lambda d, W: d // (W - 1), capsys)
-    assert not ok and "round up" in out
+    out = fail_output(ex.check_layers_needed, lambda d, W: d // (W - 1), capsys)
+    assert "round up" in out
 
 
 def test_layers_needed_counting_w_per_layer(capsys):
-    ok, out = run(ex.check_layers_needed, lambda d, W: math.ceil(d / W), capsys)
-    assert not ok and "W - 1 positions, not W" in out
+    out = fail_output(ex.check_layers_needed, lambda d, W: math.ceil(d / W), capsys)
+    assert "W - 1 positions, not W" in out
 
 
 def test_memory_without_the_cache(capsys):
@@ -282,18 +283,18 @@ def test_memory_without_the_cache(capsys):
         params = args.n_layers * block_parameters(args) + 2 * args.vocab_size * args.dim + args.dim
         return params * torch.tensor([], dtype=dtype).element_size()
 
-    ok, out = run(ex.check_memory_needed, weights_only, capsys)
-    assert not ok and "add the rolling cache" in out
+    out = fail_output(ex.check_memory_needed, weights_only, capsys)
+    assert "add the rolling cache" in out
 
 
 def test_block_parameters_forgetting_the_norms(capsys):
-    ok, out = run(ex.check_block_parameters, lambda a: block_parameters(a) - 2 * a.dim, capsys)
-    assert not ok and "off by -8,192" in out
+    out = fail_output(ex.check_block_parameters, lambda a: block_parameters(a) - 2 * a.dim, capsys)
+    assert "off by -8,192" in out
 
 
 def test_not_a_function(capsys):
-    assert ex.check_reach(42) is False
-    assert "expected a function" in capsys.readouterr().out
+    out = fail_output(ex.check_reach, 42, capsys)
+    assert "expected a function" in out
 
 
 def test_tensor_difference_on_integers_and_nan():
@@ -319,7 +320,7 @@ answer = 42"""
 
 
 def test_strip_solutions_keeps_indentation_and_surrounding_lines():
-    stripped = ex.strip_solutions(SOLUTION_CELL)
+    stripped = classroom.strip_solutions(SOLUTION_CELL)
     assert stripped == """def rms_norm(x, weight, eps):
     \"\"\"Your RMSNorm.\"\"\"
     scale = 1.0
@@ -331,9 +332,9 @@ answer = 42"""
 
 def test_strip_solutions_rejects_unbalanced_markers():
     with pytest.raises(ValueError, match="never closed"):
-        ex.strip_solutions("### BEGIN SOLUTION\nx = 1")
+        classroom.strip_solutions("### BEGIN SOLUTION\nx = 1")
     with pytest.raises(ValueError, match="without"):
-        ex.strip_solutions("x = 1\n### END SOLUTION")
+        classroom.strip_solutions("x = 1\n### END SOLUTION")
 
 
 def make_notebook():
@@ -356,7 +357,7 @@ def test_student_command_writes_stubbed_copies(tmp_path):
     src, out = tmp_path / "teacher", tmp_path / "student"
     src.mkdir()
     (src / "01_demo.ipynb").write_text(json.dumps(make_notebook()))
-    result = subprocess.run([sys.executable, "-m", "mistral_mini.exercises", "student", str(src), str(out)],
+    result = subprocess.run([sys.executable, "-m", "mistral_mini.lessons.classroom", "student", str(src), str(out)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "01_demo.ipynb" in result.stdout
@@ -374,9 +375,9 @@ def test_student_command_writes_stubbed_copies(tmp_path):
 
 def test_student_command_refuses_to_overwrite_the_sources(tmp_path):
     (tmp_path / "a.ipynb").write_text(json.dumps(make_notebook()))
-    assert ex.main(["student", str(tmp_path), str(tmp_path)]) == 1
+    assert classroom.main(["student", str(tmp_path), str(tmp_path)]) == 1
 
 
 def test_student_command_on_a_missing_folder(tmp_path, capsys):
-    assert ex.main(["student", str(tmp_path / "nope"), str(tmp_path / "out")]) == 1
+    assert classroom.main(["student", str(tmp_path / "nope"), str(tmp_path / "out")]) == 1
     assert "no folder" in capsys.readouterr().err

@@ -4,9 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mistral_mini import RollingBufferCache, exercises
-from mistral_mini.checkpoint import hf_name_to_mistral
-from mistral_mini.generate import top_p_filter
+from mistral_mini import RollingBufferCache
+from mistral_mini.lessons import exercises
 from mistral_mini.masks import sliding_window_mask
 
 # Right answers, written independently of the package where the exercise asks for a formula.
@@ -33,6 +32,12 @@ def chunk_bounds(prompt_len, chunk_size):
 
 
 def chunk_mask(start, end, window):
+    # Position start - window is still cached, but outside every window of the chunk: keys start one later.
+    return sliding_window_mask(torch.arange(start, end), torch.arange(max(0, start - window + 1), end), window)
+
+
+def chunk_mask_old_rule(start, end, window):
+    """Keys from max(0, start - window): one key (start - window) that no query of the chunk can see."""
     return sliding_window_mask(torch.arange(start, end), torch.arange(max(0, start - window), end), window)
 
 
@@ -52,8 +57,32 @@ def parameter_count(a):
     return 2 * a.vocab_size * a.dim + a.n_layers * per_layer + a.dim
 
 
+# Hugging Face's name pieces -> Mistral's, written out here rather than taken from mistral_mini.hf.
+HF_PIECES = [("model.embed_tokens.", "tok_embeddings."), ("model.norm.", "norm."), ("lm_head.", "output."),
+             ("model.layers.", "layers."), ("self_attn.q_proj", "attention.wq"), ("self_attn.k_proj", "attention.wk"),
+             ("self_attn.v_proj", "attention.wv"), ("self_attn.o_proj", "attention.wo"),
+             ("mlp.gate_proj", "feed_forward.w1"), ("mlp.down_proj", "feed_forward.w2"),
+             ("mlp.up_proj", "feed_forward.w3"), ("post_attention_layernorm", "ffn_norm"),
+             ("input_layernorm", "attention_norm")]
+
+
+def hf_to_mistral(name):
+    for hf, ours in HF_PIECES:
+        name = name.replace(hf, ours)
+    return name
+
+
 def apply_temperature(logits, temperature):
     return torch.softmax(logits / temperature, dim=-1)
+
+
+def top_p(probs, p):
+    """Sort, and keep each token whose likelier neighbours add up to less than p; renormalize."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the strictly likelier tokens
+    kept = torch.where(before < p, sorted_probs, 0.0)
+    kept = torch.zeros_like(probs).scatter(-1, order, kept)
+    return kept / kept.sum(-1, keepdim=True)
 
 
 def chat_ids(tok, messages):
@@ -83,9 +112,9 @@ RIGHT = {
     "check_chunked_logits": chunked_logits,
     "check_swiglu": swiglu,
     "check_parameter_count": parameter_count,
-    "check_hf_name": hf_name_to_mistral,
+    "check_hf_name": hf_to_mistral,
     "check_temperature": apply_temperature,
-    "check_top_p": top_p_filter,
+    "check_top_p": top_p,
     "check_chat_ids": chat_ids,
     "check_weight_bytes": weight_bytes,
     "check_max_sequences": max_sequences,
@@ -94,7 +123,8 @@ RIGHT = {
 
 @pytest.mark.parametrize("check", RIGHT)
 def test_a_right_answer_passes(check, capsys):
-    assert getattr(exercises, check)(RIGHT[check]) is True
+    result = getattr(exercises, check)(RIGHT[check])
+    assert result is None
     assert capsys.readouterr().out.startswith("PASS: ")
 
 
@@ -126,10 +156,14 @@ WRONG = [
     ("check_chunk_bounds", lambda t, c: chunk_bounds(t, c)[:-1], ["on prompt_len=10, chunk_size=5", "length"]),
     ("check_chunk_bounds", lambda t, c: [(s, s + c) for s in range(0, t, c)],
      ["on prompt_len=23, chunk_size=5", "first wrong position [4]: got [20, 25], expected [20, 23]"]),
-    ("check_chunk_mask", lambda s, e, w: sliding_window_mask(torch.arange(s, e), torch.arange(max(0, s - w), e), w + 1),
-     ["on start=10, end=15, window=8", "first wrong position [0, 0]: got True, expected False"]),
+    ("check_chunk_mask",
+     lambda s, e, w: sliding_window_mask(torch.arange(s, e), torch.arange(max(0, s - w + 1), e), w + 1),
+     ["on start=10, end=15, window=8", "first wrong position [1, 0]: got True, expected False"]),
     ("check_chunk_mask", lambda s, e, w: sliding_window_mask(torch.arange(s, e), torch.arange(s, e), w),
-     ["on start=10, end=15, window=8", "shape: got (5, 5), expected (5, 13)", "hint: build q_pos"]),
+     ["on start=10, end=15, window=8", "shape: got (5, 5), expected (5, 12)", "hint: build q_pos"]),
+    ("check_chunk_mask", chunk_mask_old_rule,
+     ["on start=10, end=15, window=8", "shape: got (5, 13), expected (5, 12)", "hint: one key too many",
+      "max(0, start - W + 1)"]),
     ("check_chunked_logits", lambda m, t, c: m(t[None])[0][:-1], ["shape: got (22, 97), expected (23, 97)"]),
     ("check_chunked_logits", lambda m, t, c: chunked_logits(m, t, c) * 1.01, ["max difference"]),
     ("check_swiglu", lambda x, w1, w2, w3: (F.relu(x @ w1.T) * (x @ w3.T)) @ w2.T,
@@ -160,8 +194,9 @@ WRONG = [
 
 @pytest.mark.parametrize("check, wrong, expected_lines", WRONG, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(WRONG)])
 def test_a_wrong_answer_fails_and_says_what_differs(check, wrong, expected_lines, capsys):
-    assert getattr(exercises, check)(wrong) is False
+    result = getattr(exercises, check)(wrong)
     out = capsys.readouterr().out
+    assert result is None
     assert out.startswith("FAIL: ")
     for line in expected_lines:
         assert line in out, f"{line!r} not in:\n{out}"
@@ -172,14 +207,18 @@ def test_a_stub_or_a_crash_is_reported_not_raised(check, capsys):
     def stub(*args):
         raise NotImplementedError()
 
-    assert getattr(exercises, check)(stub) is False
-    assert "not implemented yet" in capsys.readouterr().out
+    result = getattr(exercises, check)(stub)
+    out = capsys.readouterr().out
+    assert result is None
+    assert out.startswith("FAIL: ") and "not implemented yet" in out
 
     def crash(*args):
         return 1 / 0
 
-    assert getattr(exercises, check)(crash) is False
-    assert "your code raised ZeroDivisionError" in capsys.readouterr().out
+    result = getattr(exercises, check)(crash)
+    out = capsys.readouterr().out
+    assert result is None
+    assert out.startswith("FAIL: ") and "your code raised ZeroDivisionError" in out
 
 
 def test_value_difference():

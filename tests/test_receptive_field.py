@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from mistral_mini.masks import sliding_window_mask
 from mistral_mini.receptive_field import (
     measured_receptive_field,
     reach,
@@ -12,8 +13,18 @@ from tests.helpers import random_model, small_args
 def test_reach_of_mistral_7b_counts_w_minus_one_per_layer():
     assert reach(1, 4096) == 4095
     assert reach(32, 4096) == 131_040  # a span of 131,041 tokens, not the paper's 32 * 4096 = 131,072
-    assert reach(32, 4096) + 1 != 32 * 4096
     assert reach(0, 8) == 0 and reach(5, 1) == 0
+
+
+@pytest.mark.parametrize("n_layers, window", [(1, 1), (1, 5), (2, 3), (3, 4), (5, 2)])
+def test_reach_is_how_far_back_stacked_windows_go(n_layers, window):
+    # Independent of receptive_field_mask: compose the one-layer mask of masks.py n_layers times.
+    T = n_layers * window + 3
+    positions = torch.arange(T)
+    one_layer = sliding_window_mask(positions, positions, window).long()
+    field = torch.linalg.matrix_power(one_layer, n_layers) > 0  # [T, T]: some chain of hops j -> i
+    oldest = int(field[-1].nonzero().min())
+    assert (T - 1) - oldest == reach(n_layers, window)
 
 
 def test_reach_rejects_nonsense():

@@ -1,4 +1,4 @@
-"""viz.py: pure functions, data in, Figure out, never registered with pyplot (so a notebook shows each once)."""
+"""viz: pure functions, data in, Figure out, never registered with pyplot (so a notebook shows each once)."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from mistral_mini import viz
+from mistral_mini.lessons import viz
 from mistral_mini.masks import causal_mask, sliding_window_mask
 from mistral_mini.receptive_field import reach, receptive_field_mask
 from mistral_mini.rope import rope_angles, rope_frequencies
@@ -61,9 +61,18 @@ def test_returns_a_figure_outside_pyplot_that_renders(name):
 
 
 def test_importing_viz_does_not_import_pyplot():
-    code = "import sys, mistral_mini.viz, mistral_mini.widgets; print('matplotlib.pyplot' in sys.modules)"
+    code = ("import sys, mistral_mini.lessons.viz, mistral_mini.lessons.widgets; "
+            "print('matplotlib.pyplot' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_model_never_imports_the_lessons():
+    # The lessons sit on top of the model; the model, its loading and its generation must stand without them.
+    code = ("import sys, mistral_mini, mistral_mini.transformer, mistral_mini.generation, mistral_mini.checkpoint; "
+            "print(sorted(m for m in sys.modules if m.startswith('mistral_mini.lessons')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_mask_pair_draws_the_masks_it_is_given():

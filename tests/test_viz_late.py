@@ -4,8 +4,11 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from mistral_mini import RollingBufferCache, viz, widgets
-from mistral_mini.generate import top_p_filter
+from mistral_mini import RollingBufferCache
+from mistral_mini.cache import chunk_key_positions
+from mistral_mini.generation import top_p_filter
+from mistral_mini.lessons import viz, widgets
+from mistral_mini.lessons.viz.generation import _sampling_probs
 from mistral_mini.masks import sliding_window_mask
 from tests.helpers import small_args
 
@@ -17,11 +20,15 @@ def texts(ax) -> list[str]:
 # 06 rolling buffer cache
 
 @pytest.mark.parametrize("window", [1, 3, 8])
-def test_slot_positions_match_the_cache(window):
+def test_rolling_buffer_figure_slots_match_the_cache(window):
     cache = RollingBufferCache(small_args(sliding_window=window, n_layers=1))
-    for position in range(4 * window + 2):
-        expected = cache.positions_after(torch.arange(position + 1)).tolist()
-        assert viz._slot_positions(position, window) == expected
+    # Before the buffer is full, just full, the first overwrite, the second lap, and far on.
+    for position in sorted({0, 1, window - 1, window, 2 * window - 1, 2 * window, 4 * window + 1}):
+        cache.reset()
+        cache.advance(position + 1)  # positions 0..position are written
+        top = viz.rolling_buffer_figure(position, window).axes[0]
+        drawn = [-1 if t == "empty" else int(t) for t in texts(top) if t == "empty" or t.isdigit()]
+        assert drawn == cache.slot_positions.tolist(), position
 
 
 def test_rolling_buffer_figure_shows_slot_overwrite_and_wraparound():
@@ -71,14 +78,18 @@ def test_cache_memory_figure_refuses_bad_input():
 # 07 pre-fill chunking
 
 def chunk_panel(start, end, window):
-    q_pos, k_pos = widgets.chunk_key_positions(start, end, window)
+    q_pos, k_pos = chunk_key_positions(start, end, window)
     return q_pos, k_pos, sliding_window_mask(q_pos, k_pos, window)
 
 
 def test_chunk_key_positions_are_the_cache_then_the_chunk():
-    q_pos, k_pos = widgets.chunk_key_positions(10, 15, 8)
-    assert q_pos.tolist() == list(range(10, 15)) and k_pos.tolist() == list(range(2, 15))
-    assert widgets.chunk_key_positions(0, 5, 8)[1].tolist() == list(range(5))
+    q_pos, k_pos = chunk_key_positions(10, 15, 8)
+    # The cached part is the W - 1 = 7 positions the first query (10) still sees: 3..9, not 2..9.
+    assert q_pos.tolist() == list(range(10, 15)) and k_pos.tolist() == list(range(3, 15))
+    assert chunk_key_positions(0, 5, 8)[1].tolist() == list(range(5))
+    cache = RollingBufferCache(small_args(sliding_window=8, n_layers=1))
+    cache.advance(10)
+    assert cache.views(5)[0].chunk.past_start == 3  # the figure draws what the cache hands over
 
 
 def test_chunk_masks_figure_separates_cache_from_chunk():
@@ -90,15 +101,19 @@ def test_chunk_masks_figure_separates_cache_from_chunk():
     assert texts(first) == ["chunk"] and not first.lines  # no cache before the first chunk
     assert texts(middle) == ["cache", "chunk"]
     (divider,) = middle.lines
-    assert divider.get_xdata()[0] == pytest.approx(7.5)  # after the 8 cached keys
-    assert [t.get_text() for t in middle.get_xticklabels()] == [str(p) for p in range(2, 15)]
+    assert divider.get_xdata()[0] == pytest.approx(6.5)  # after the W - 1 = 7 cached keys
+    cache_label, chunk_label = middle.texts
+    assert cache_label.get_position()[0] == pytest.approx(3.0)  # centred over keys 0..6
+    assert chunk_label.get_position()[0] == pytest.approx(9.0)  # centred over keys 7..11
+    assert first.texts[0].get_position()[0] == pytest.approx(2.0)  # all 5 keys of the first chunk are its own
+    assert [t.get_text() for t in middle.get_xticklabels()] == [str(p) for p in range(3, 15)]
 
 
 def test_chunk_masks_figure_refuses_bad_input():
     q_pos, k_pos, mask = chunk_panel(10, 15, 8)
     with pytest.raises(ValueError, match="as many"):
         viz.chunk_masks_figure([q_pos], [k_pos], [mask], ["a", "b"])
-    with pytest.raises(ValueError, match="does not match 5 queries x 13 keys"):
+    with pytest.raises(ValueError, match="does not match 5 queries x 12 keys"):
         viz.chunk_masks_figure([q_pos], [k_pos], [mask[:, :-1]], ["a"])
 
 
@@ -127,8 +142,8 @@ LOGITS = torch.tensor([2.0, 1.0, 0.5, -1.0])
 
 
 def test_sampling_probs_follow_sample():
-    torch.testing.assert_close(viz._sampling_probs(LOGITS, 0.0, 1.0), torch.tensor([1.0, 0, 0, 0]))
-    torch.testing.assert_close(viz._sampling_probs(LOGITS, 0.5, 0.8),
+    torch.testing.assert_close(_sampling_probs(LOGITS, 0.0, 1.0), torch.tensor([1.0, 0, 0, 0]))
+    torch.testing.assert_close(_sampling_probs(LOGITS, 0.5, 0.8),
                                top_p_filter(torch.softmax(LOGITS / 0.5, -1), 0.8))
 
 

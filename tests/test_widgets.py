@@ -1,10 +1,10 @@
-"""widgets.py: each widget is sliders wired to a viz function; moving a slider redraws with the new values."""
+"""widgets: each widget is sliders wired to a viz function; moving a slider redraws with the new values."""
 
 import ipywidgets
 import pytest
 from matplotlib.figure import Figure
 
-from mistral_mini import viz, widgets
+from mistral_mini.lessons import viz, widgets
 
 
 def controls(box):

@@ -1,7 +1,7 @@
-"""Interactive front-ends for the notebooks: ipywidgets sliders wired to the pure figures of ``viz.py``.
+"""Interactive front-ends for the notebooks: ipywidgets sliders wired to the pure figures of ``viz``.
 
 Every widget here is a thin shell: it reads its sliders, calls a ``viz`` function, and shows the Figure it
-returns. All the drawing lives in ``viz.py``, so a notebook can also call the same function once with the
+returns. All the drawing lives in ``viz``, so a notebook can also call the same function once with the
 default values and the committed notebook shows that figure without a running kernel.
 
 Layout of this module: the shared private helper ``_wire`` first, then one public function per widget.
@@ -16,10 +16,12 @@ import torch
 from IPython.display import display
 from matplotlib.figure import Figure
 
+from mistral_mini.cache import chunk_key_positions
+from mistral_mini.masks import causal_mask, sliding_window_mask
+from mistral_mini.receptive_field import reach, receptive_field_mask
+from mistral_mini.rope import rope_frequencies
+
 from . import viz
-from .masks import causal_mask, sliding_window_mask
-from .receptive_field import reach, receptive_field_mask
-from .rope import rope_frequencies
 
 
 def _wire(plot: Callable[..., Figure], controls: dict[str, widgets.ValueWidget],
@@ -136,14 +138,9 @@ def rolling_buffer_explorer(window: int = 8, position: int = 11) -> widgets.VBox
                  title=f"the rolling buffer, W = {window}")
 
 
-def chunk_key_positions(start: int, end: int, window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query and key positions of the prefill chunk [start, end): the keys are the up-to-W positions a rolling
-    cache holds before the chunk (start - W .. start - 1), then the chunk itself."""
-    return torch.arange(start, end), torch.arange(max(0, start - window), end)
-
-
 def chunk_mask_explorer(prompt_len: int = 23, window: int = 8, chunk_size: int = 5) -> widgets.VBox:
-    """07: the mask of one prefill chunk against the cache plus itself; sliders over chunk size and chunk."""
+    """07: the mask of one prefill chunk against the cached keys it sees plus itself; sliders over chunk size and
+    chunk. The keys are ``mistral_mini.cache.chunk_key_positions``: up to W - 1 cached positions, then the chunk."""
 
     def plot(chunk_size: int, chunk: int) -> Figure:
         n_chunks = -(-prompt_len // chunk_size)  # ceiling division

@@ -1,0 +1,39 @@
+"""Figures for the notebooks: pure functions, data in, ``matplotlib.figure.Figure`` out.
+
+Nothing here touches pyplot: a ``Figure`` built directly is not registered with pyplot's figure manager, so a
+notebook shows it exactly once (as the value of the cell, or through ``display``) and never a second time when
+the cell ends. In a notebook, run ``%matplotlib inline`` once so that Jupyter knows how to draw a Figure.
+
+Each module answers one question, most named after the part of the model it draws:
+
+    style            the colours and drawing helpers every figure shares
+    memory           how big things are: bytes and parameter counts            (00, 04, 06, 08, 09, 10)
+    tokens           tokens, embedding rows, what a norm does                  (01)
+    rope             rotary embeddings                                         (02)
+    attention        masks, attention weights and cost, grouped-query heads    (03, 04)
+    receptive_field  how far back L layers of a W-window see                   (05)
+    cache            the rolling buffer and prefill in chunks                  (06, 07)
+    feed_forward     activation functions                                      (08)
+    generation       temperature and top-p                                     (09)
+
+Every figure is re-exported here: ``from mistral_mini.lessons import viz; viz.mask_pair(...)``.
+"""
+
+from .attention import attention_weights, cost_curves, kv_head_sharing, mask_pair, masks_figure, window_grid
+from .cache import chunk_masks_figure, prefill_cost_figure, rolling_buffer_figure
+from .feed_forward import activation_figure
+from .generation import sampling_figure
+from .memory import bytes_bars, bytes_per_item, cache_memory_figure, parameter_breakdown
+from .receptive_field import gradient_profile, receptive_field_growth
+from .rope import offset_scores, rope_layouts, rope_rotation, rope_waves
+from .style import ACCENT, IN_COLOR, OUT_COLOR
+from .tokens import embedding_vectors, norm_comparison, token_pieces
+
+__all__ = [
+    "ACCENT", "IN_COLOR", "OUT_COLOR",
+    "activation_figure", "attention_weights", "bytes_bars", "bytes_per_item", "cache_memory_figure",
+    "chunk_masks_figure", "cost_curves", "embedding_vectors", "gradient_profile", "kv_head_sharing", "mask_pair",
+    "masks_figure", "norm_comparison", "offset_scores", "parameter_breakdown", "prefill_cost_figure",
+    "receptive_field_growth", "rolling_buffer_figure", "rope_layouts", "rope_rotation", "rope_waves",
+    "sampling_figure", "token_pieces", "window_grid",
+]
