@@ -8,6 +8,11 @@ Part 2: the time of one decode step at position W/2 and at position 20 W. A prom
 length, then W/2 consecutive decode steps are timed. The rolling buffer holds W keys in both cases, so
 the ratio should stay near 1: past the window a token costs the same however long the text is.
 
+Part 3: mistral_mini's ``generate`` eager against ``generate(..., compile=True)``, whose decode step runs
+under ``torch.compile(fullgraph=True)``: the same ids, and tokens/s once compiled (the first call, which
+compiles, is the warm-up and is not timed). On a CPU the gain comes from fused elementwise work; on a GPU
+the compiled step is also a CUDA graph (see ``benchmarks/gpu_7b.py``).
+
     .venv/bin/python benchmarks/decode_speed.py [--new-tokens 160] [--repeats 5] [--threads N]
 """
 
@@ -55,8 +60,8 @@ def interleaved_times(fns: list, repeats: int) -> list[list[float]]:
     return times
 
 
-def ours_generate(model: Transformer, n: int) -> list[int]:
-    ids = list(generate(model, PROMPT, max_new_tokens=n, stop_ids=()))
+def ours_generate(model: Transformer, n: int, compile: bool = False) -> list[int]:
+    ids = list(generate(model, PROMPT, max_new_tokens=n, stop_ids=(), compile=compile))
     assert len(ids) == n
     return ids
 
@@ -126,6 +131,18 @@ def main() -> None:
     print(f"  at position W/2 = {W // 2:>5}:  {1000 * t_near:.3f} ms")
     print(f"  at position 20W = {20 * W:>5}:  {1000 * t_far:.3f} ms")
     print(f"  ratio 20W / (W/2): {t_far / t_near:.2f}")
+
+    start = time.perf_counter()
+    compiled_ids = ours_generate(model, n, compile=True)  # compiles the decode step
+    compile_s = time.perf_counter() - start
+    eager, compiled = interleaved_times([lambda: ours_generate(model, n),
+                                         lambda: ours_generate(model, n, compile=True)], opts.repeats)
+    t_eager, t_compiled = statistics.median(eager), statistics.median(compiled)
+    print(f"eager vs compiled decode step, greedy, {n} new tokens, median of {opts.repeats} "
+          f"(same ids: {compiled_ids == ours_generate(model, n)}; first compiled call {compile_s:.1f} s)")
+    print(f"  eager:    {n / t_eager:7.1f} tokens/s  ({1000 * t_eager / n:.2f} ms/token)")
+    print(f"  compiled: {n / t_compiled:7.1f} tokens/s  ({1000 * t_compiled / n:.2f} ms/token)")
+    print(f"  compiled / eager: {t_eager / t_compiled:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ Two ways to compute the same numbers:
 
 * ``attention_reference``: the textbook formula, softmax(q k^T / sqrt(D) + mask) v, with key/value heads
   copied out to every query head (``repeat_kv``). Easy to read, O(Tq * Tk) memory. Notebooks and tests use it.
-* ``attend``: what the model runs. For T <= W the window changes nothing, so it is plain causal attention.
-  For T > W the queries go in blocks, and each block only sees the keys inside its window::
+* ``attend``: what the model runs. For T <= W the window changes nothing, so it is plain causal attention
+  (given a fused kernel). For T > W the queries go in blocks, and each block only sees the keys inside its
+  window::
 
         keys ->   |<-- W-1 before -->|<-- block -->|
         block of queries [s, e) uses keys [s - W + 1, e)
@@ -23,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import CacheView
+from .cache import CacheView, DecodeStep
 from .config import ModelArgs
-from .masks import sliding_window_mask
+from .masks import grouped_bias, sliding_window_mask
 from .rope import apply_rope
 
 # Queries per block in the banded path. Smaller blocks waste fewer masked-out scores (a block of Bq
@@ -47,17 +48,6 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
     return torch.softmax(scores.float(), dim=-1).type_as(q) @ v  # [B, H, Tq, D]
 
 
-def grouped_bias(mask: torch.Tensor, n_rep: int, dtype: torch.dtype) -> torch.Tensor:
-    """mask [Tq, Tk] bool -> additive bias [n_rep * Tq, Tk]: 0 where allowed, -inf elsewhere, once per query
-    head of a group (the layout ``masked_attention`` folds queries into).
-
-    The fused kernel would turn a bool mask into this bias on every call; the banded path builds it once and
-    reuses it for every full block.
-    """
-    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
-    return bias.repeat(n_rep, 1)
-
-
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                       bias: torch.Tensor | None) -> torch.Tensor:
     """The fused kernel over grouped queries, without copying keys and values per query head.
@@ -76,6 +66,18 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     return grouped_attention(q, k, v, grouped_bias(mask, q.shape[1] // k.shape[1], q.dtype))
 
 
+def has_fused_kernel(q: torch.Tensor) -> bool:
+    """Does ``scaled_dot_product_attention`` have a fused kernel for q's device and dtype?
+
+    A fused kernel (flash or memory-efficient) never holds the T x T scores. CUDA has none for bf16 before
+    Ampere (compute capability 8.0: a T4 or V100 falls back to the math kernel, in float32); on ``meta``,
+    where memory is planned, assume none, so that the plan covers the worst case.
+    """
+    if q.device.type == "cuda":
+        return q.dtype != torch.bfloat16 or torch.cuda.get_device_capability(q.device) >= (8, 0)
+    return q.device.type != "meta"
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int, k_start: int, window: int,
            block_size: int = QUERY_BLOCK) -> torch.Tensor:
     """Sliding-window attention for queries at positions q_start.. and keys at consecutive positions k_start..
@@ -83,8 +85,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int, k_st
     q [B, H, Tq, D], k and v [B, Hkv, Tk, D] -> [B, H, Tq, D].
     """
     Tq, Tk = q.shape[2], k.shape[2]
-    if Tq == Tk and q_start == k_start and Tq <= window:
-        # Every query's window reaches back to token 0: the mask is just causal.
+    if Tq == Tk and q_start == k_start and Tq <= window and has_fused_kernel(q):
+        # Every query's window reaches back to token 0: the mask is just causal. (Without a fused kernel,
+        # the banded blocks below bound the scores held at once, whatever the chunk size.)
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     block, n_rep = min(block_size, window), q.shape[1] // k.shape[1]
     # Every full block sees the same pattern: its queries against the W - 1 keys before it and itself.
@@ -131,7 +134,7 @@ class Attention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H or Hkv, T, D]
         if cache_view is None:
             out = attend(q, k, v, 0, 0, self.sliding_window)
-        elif T == 1:
+        elif isinstance(cache_view.chunk, DecodeStep):
             out = self._decode(q, k, v, cache_view)
         else:
             out = self._prefill(q, k, v, cache_view)
@@ -145,10 +148,9 @@ class Attention(nn.Module):
         which is exactly one step outside p's window.
         """
         view.store(k, v)
-        mask = view.chunk.decode_mask  # None once the buffer is full: the W slots are exactly the window
-        if mask is None:
-            return grouped_attention(q, view.keys, view.values, bias=None)
-        return masked_attention(q, view.keys, view.values, mask)
+        # Once the buffer is full its W slots are exactly the window and the bias masks nothing; before, it
+        # hides the empty slots. One code path either way: no branch on the position.
+        return grouped_attention(q, view.keys, view.values, view.chunk.bias)
 
     def _prefill(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, view: CacheView) -> torch.Tensor:
         """A chunk: attend to the cached keys it can see (in position order) plus the chunk's own keys.

@@ -15,15 +15,23 @@ in which order the slots sit. Which position each slot holds follows from how ma
 
 The rules live here as small pure functions, and everything else (the model, the figures, the exercise
 checks) calls them: ``slot_of``, ``slot_positions_after``, ``chunk_key_positions``.
+
+A forward call with a cache is one of two kinds, worked out once per call and shared by every layer:
+
+* ``Prefill``: a chunk of tokens attends to the cached keys it can see plus itself, then is written.
+* ``DecodeStep``: one token is written first, then attends over the W slots in place. It is built from
+  ``cache.next_position``, a tensor on the cache's device, never from a Python int: a decode step then has
+  no branch on the position and no wait for the device, so it can be compiled once and replayed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from .config import ModelArgs
+from .masks import grouped_bias
 
 
 def slot_of(position: int, window: int) -> int:
@@ -31,10 +39,11 @@ def slot_of(position: int, window: int) -> int:
     return position % window
 
 
-def slot_positions_after(n_seen: int, window: int, device: torch.device | str | None = None) -> torch.Tensor:
+def slot_positions_after(n_seen: int | torch.Tensor, window: int,
+                         device: torch.device | str | None = None) -> torch.Tensor:
     """[W] long: the position each slot holds once positions 0..n_seen-1 are written; -1 for an empty slot.
 
-    Slot s holds the latest p < n_seen with p % W == s.
+    Slot s holds the latest p < n_seen with p % W == s. n_seen may be a one-element tensor (on the device).
     """
     last = n_seen - 1
     held = last - (last - torch.arange(window, device=device)) % window  # [W]; torch's % is never negative
@@ -52,22 +61,28 @@ def chunk_key_positions(start: int, end: int, window: int) -> tuple[torch.Tensor
     return torch.arange(start, end), torch.arange(max(0, start - window + 1), end)
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """What every layer needs to know about the chunk of one forward call; computed once per call."""
+class Prefill(NamedTuple):
+    """A chunk of T tokens starting at position ``start``."""
 
-    start: int  # position of the chunk's first token = tokens seen before it
+    start: int
     positions: torch.Tensor  # [T] start .. start + T - 1
     write_slots: torch.Tensor  # [min(T, W)] the slots of the chunk's last W tokens, the only ones that land
     past_slots: torch.Tensor  # [P] the slots of the cached keys the chunk sees, in position order
     past_start: int  # the position held by past_slots[0]
-    decode_mask: torch.Tensor | None  # [1, W] for a single token while slots are still empty; else None
+
+
+class DecodeStep(NamedTuple):
+    """One token at position ``positions[0]``, known only on the device."""
+
+    positions: torch.Tensor  # [1]
+    write_slots: torch.Tensor  # [1]
+    bias: torch.Tensor  # [n_rep, W] additive: -inf on the slots still empty (none once the buffer is full)
 
 
 class CacheView:
-    """One layer's part of the cache during one forward call: its keys and values, and the chunk."""
+    """One layer's part of the cache during one forward call: its keys and values, and the call's chunk."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, chunk: Chunk):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, chunk: Prefill | DecodeStep):
         self.keys, self.values = keys, values  # [B, Hkv, W, D], views into the cache's tensors
         self.chunk = chunk
 
@@ -82,7 +97,7 @@ class CacheView:
         self.values.index_copy_(2, self.chunk.write_slots, v[:, :, -n:])
 
     def past(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cached keys and values the chunk can see, in position order: [B, Hkv, P, D] each.
+        """A prefill chunk's cached keys and values, in position order: [B, Hkv, P, D] each.
 
         They hold positions chunk.past_start .. chunk.start - 1.
         """
@@ -105,6 +120,7 @@ class RollingBufferCache:
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.position = 0  # tokens seen so far: the position of the next token
+        self.next_position = torch.zeros(1, dtype=torch.long, device=device)  # [1] the same count, on the device
 
     @property
     def nbytes(self) -> int:
@@ -126,22 +142,35 @@ class RollingBufferCache:
 
     def reset(self) -> None:
         """Forget every token; the memory stays allocated for the next sequence."""
-        self.position = 0
-
-    def views(self, n_tokens: int) -> list[CacheView]:
-        """One view per layer for a chunk of ``n_tokens`` tokens starting at ``self.position``."""
-        W, start, device = self.sliding_window, self.position, self.device
-        q_pos, k_pos = chunk_key_positions(start, start + n_tokens, W)
-        past = k_pos[:k_pos.numel() - n_tokens]  # [P] the cached positions the chunk sees
-        decode_mask = None
-        if n_tokens == 1 and start < W - 1:
-            # A single token is written first and then attends over all W slots in place; while some are
-            # still empty the mask hides them. Once full, the W slots are exactly its window.
-            decode_mask = (slot_positions_after(start + 1, W, device) >= 0)[None]  # [1, W]
-        chunk = Chunk(start=start, positions=q_pos.to(device), write_slots=q_pos[-W:].to(device) % W,
-                      past_slots=past.to(device) % W, past_start=int(k_pos[0]), decode_mask=decode_mask)
-        return [CacheView(self.keys[layer], self.values[layer], chunk) for layer in range(self.args.n_layers)]
+        self.advance(-self.position)
 
     def advance(self, n_tokens: int) -> None:
         """Record that every layer has stored the next ``n_tokens`` tokens."""
         self.position += n_tokens
+        # In place, so that a compiled decode step keeps reading the same tensor. Inference mode allows it
+        # whether the tensor was made inside inference mode or not.
+        with torch.inference_mode():
+            self.next_position.add_(n_tokens)
+
+    def chunk(self, n_tokens: int) -> Prefill | DecodeStep:
+        """What the layers need to know about the next ``n_tokens`` tokens: a decode step for one token."""
+        return self.decode_step() if n_tokens == 1 else self.prefill(n_tokens)
+
+    def prefill(self, n_tokens: int) -> Prefill:
+        W, start, device = self.sliding_window, self.position, self.device
+        q_pos, k_pos = chunk_key_positions(start, start + n_tokens, W)
+        past = k_pos[:k_pos.numel() - n_tokens]  # [P] the cached positions the chunk sees
+        return Prefill(start=start, positions=q_pos.to(device), write_slots=q_pos[-W:].to(device) % W,
+                       past_slots=past.to(device) % W, past_start=int(k_pos[0]))
+
+    def decode_step(self) -> DecodeStep:
+        """Tensors only: every number comes from ``next_position``, on the device."""
+        W, position = self.sliding_window, self.next_position
+        # Written first, so the slots then hold positions up to this one; empty slots (-1) are masked.
+        filled = slot_positions_after(position + 1, W, self.device) >= 0  # [W]
+        return DecodeStep(positions=position, write_slots=position % W,
+                          bias=grouped_bias(filled[None], self.args.n_rep, self.dtype))  # [n_rep, W]
+
+    def views(self, chunk: Prefill | DecodeStep) -> list[CacheView]:
+        """One view per layer onto the cache, for ``chunk``."""
+        return [CacheView(self.keys[layer], self.values[layer], chunk) for layer in range(self.args.n_layers)]

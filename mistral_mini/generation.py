@@ -32,7 +32,7 @@ Choosing the next token from the logits (``sample``):
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from numbers import Integral, Real
 
 import torch
@@ -62,10 +62,35 @@ def prefill(model: Transformer, prompt: torch.Tensor, cache: RollingBufferCache,
     return logits[0, -1]
 
 
-def decode_step(model: Transformer, token_id: int, cache: RollingBufferCache) -> torch.Tensor:
-    """Feed one token at position ``cache.position``; return the logits [V] of the token after it."""
+def decode_step(model: Transformer, token_id: int, cache: RollingBufferCache,
+                step: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
+    """Feed one token at position ``cache.position``; return the logits [V] of the token after it.
+
+    step: ``model.step`` (the default) or a compiled copy of it (``compiled_step``). The token id is checked
+    here, as a Python int, so that the step itself never waits for the device to answer a question.
+    """
+    if not 0 <= token_id < model.args.vocab_size:
+        raise ValueError(f"token id {token_id} is outside the vocabulary [0, {model.args.vocab_size})")
     tokens = torch.tensor([[token_id]], dtype=torch.long, device=cache.device)  # [1, 1]
-    return model(tokens, cache=cache)[0, -1]
+    logits = (step or model.step)(tokens, cache)  # [1, 1, V]
+    cache.advance(1)
+    return logits[0, -1]
+
+
+def compiled_step(model: Transformer, cache: RollingBufferCache) -> Callable[..., torch.Tensor]:
+    """``model.step`` under ``torch.compile(fullgraph=True)``, for decode steps with ``cache``.
+
+    A decode step reads its position from ``cache.next_position`` (a tensor) and has no Python branch on
+    it, so one compilation serves every position, before and after the buffer wraps around. On a GPU the
+    compiled step is also captured as a CUDA graph ("reduce-overhead"): one launch per token instead of
+    some 2,000 small kernels. The cache's tensors are updated in place, at fixed addresses, which is what
+    such a graph needs.
+    """
+    if cache.device.type == "cuda":
+        for tensor in (cache.keys, cache.values, cache.next_position):
+            torch._dynamo.mark_static_address(tensor)
+        return torch.compile(model.step, fullgraph=True, mode="reduce-overhead")
+    return torch.compile(model.step, fullgraph=True)
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -98,7 +123,7 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: to
 def generate(model: Transformer, prompt_ids: Sequence[int] | torch.Tensor, max_new_tokens: int,
              temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
              chunk_size: int | None = None, stop_ids: Collection[int] | None = None,
-             progress: bool = False) -> Iterator[int]:
+             compile: bool = False, progress: bool = False) -> Iterator[int]:
     """Stream up to ``max_new_tokens`` new token ids (python ints), each one as soon as it is sampled.
 
     prompt_ids: one sequence, a list of ids or a 1-D integer tensor.
@@ -107,6 +132,8 @@ def generate(model: Transformer, prompt_ids: Sequence[int] | torch.Tensor, max_n
     chunk_size: prompt tokens per prefill call; None means the model's sliding window.
     stop_ids: generation ends when one of these is sampled, and the stop id itself is **not** yielded.
       None means ``{EOS_ID}``, the tokenizer's end of sequence; an empty collection never stops early.
+    compile: run each decode step through ``compiled_step`` (torch.compile; a CUDA graph on a GPU). The first
+      step pays for the compilation; the tokens are those of the eager model.
     progress: show a progress bar over the new tokens.
 
     The arguments are checked here, at the call, so a mistake raises ValueError before any token is asked for.
@@ -129,12 +156,15 @@ def generate(model: Transformer, prompt_ids: Sequence[int] | torch.Tensor, max_n
             _is_int(i) for i in stop_ids):
         raise ValueError(f"stop_ids must be a collection of integer token ids (e.g. {{2}}) or None, "
                          f"got {stop_ids!r}")
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
     return _stream(model, prompt, max_new_tokens, temperature, top_p, seed, chunk_size,
-                   frozenset(int(i) for i in stop_ids), progress)
+                   frozenset(int(i) for i in stop_ids), compile, progress)
 
 
 def _stream(model: Transformer, prompt: torch.Tensor, max_new_tokens: int, temperature: float, top_p: float,
-            seed: int | None, chunk_size: int, stop_ids: frozenset[int], progress: bool) -> Iterator[int]:
+            seed: int | None, chunk_size: int, stop_ids: frozenset[int], compile: bool,
+            progress: bool) -> Iterator[int]:
     """The lazy part of ``generate``: prefill, then sample / yield / decode until done."""
     if max_new_tokens == 0:
         return
@@ -147,18 +177,19 @@ def _stream(model: Transformer, prompt: torch.Tensor, max_new_tokens: int, tempe
         generator.manual_seed(seed)
     # inference_mode is entered around each model call, never around a yield: the caller's own code runs
     # between two tokens and must not find itself in inference mode (nor stay there if it stops early).
+    step = compiled_step(model, cache) if compile else None
     with torch.inference_mode():
         logits = prefill(model, prompt.to(weight.device), cache, chunk_size)
     with tqdm(total=max_new_tokens, unit="tok", disable=not progress) as bar:
-        for step in range(max_new_tokens):
+        for n in range(max_new_tokens):
             token = sample(logits, temperature, top_p, generator)
             if token in stop_ids:
                 return
             bar.update(1)
             yield token
-            if step + 1 < max_new_tokens:  # the last token's logits would never be used
+            if n + 1 < max_new_tokens:  # the last token's logits would never be used
                 with torch.inference_mode():
-                    logits = decode_step(model, token, cache)
+                    logits = decode_step(model, token, cache, step)
 
 
 def _is_int(value: object) -> bool:

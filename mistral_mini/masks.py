@@ -28,3 +28,14 @@ def sliding_window_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -
     """[Tq, Tk] bool: ``0 <= i - j < window``, and key j is a real position (not an empty slot)."""
     offset = q_pos[:, None] - k_pos[None, :]  # [Tq, Tk]
     return causal_mask(q_pos, k_pos) & (offset < window)
+
+
+def grouped_bias(mask: torch.Tensor, n_rep: int, dtype: torch.dtype) -> torch.Tensor:
+    """mask [Tq, Tk] bool -> additive bias [n_rep * Tq, Tk]: 0 where allowed, -inf elsewhere, once per query
+    head of a group (the layout ``attention.grouped_attention`` folds queries into).
+
+    The fused kernel would turn a bool mask into this bias on every call; the banded path builds it once and
+    reuses it for every full block, and a decode step builds it once for all layers.
+    """
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    return bias.repeat(n_rep, 1)

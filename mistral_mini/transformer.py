@@ -52,29 +52,42 @@ class Transformer(nn.Module):
         attend to what the cache holds, and are written into it.
         """
         self._check_tokens(tokens)
-        if cache is not None:
-            self._check_cache(cache, tokens)
+        if cache is None:
+            return self.forward_embeddings(self.tok_embeddings(tokens), last_only=last_only)
+        self._check_cache(cache, tokens)
+        logits = self.step(tokens, cache, last_only)
+        cache.advance(tokens.shape[1])
+        return logits
+
+    def step(self, tokens: torch.Tensor, cache: RollingBufferCache, last_only: bool = False) -> torch.Tensor:
+        """``forward`` with a cache, minus the checks and the count: tokens [B, T] -> logits [B, T or 1, V].
+
+        Reads and writes the cache's tensors but leaves ``cache.advance`` to the caller. For one token it is
+        tensor work only, with no Python branch on the position: what ``torch.compile`` captures as a decode
+        step (``generation.decode_step``).
+        """
         return self.forward_embeddings(self.tok_embeddings(tokens), cache, last_only)
 
     def forward_embeddings(self, h: torch.Tensor, cache: RollingBufferCache | None = None,
                            last_only: bool = False, n_layers: int | None = None) -> torch.Tensor:
-        """The forward pass after the embedding lookup: h [B, T, dim] -> float32 logits [B, T, V].
+        """The layers, the final norm and the output: h [B, T, dim] -> float32 logits [B, T, V].
 
-        n_layers: run only the first n blocks (then the final norm and output), e.g. to study what a
-        shallower stack can see; only without a cache, which every layer must fill.
+        Without a cache, positions 0..T-1; with one, the next T positions (the cache is written, not advanced).
+        n_layers: run only the first n blocks, e.g. to study what a shallower stack can see; only without a
+        cache, which every layer must fill.
         """
         if n_layers is not None and cache is not None:
             raise ValueError("n_layers needs cache=None: a cache must be filled by every layer")
-        T = h.shape[1]
-        start = cache.position if cache is not None else 0
-        positions = torch.arange(start, start + T, device=h.device)
-        cos, sin = rope_angles(positions, self.args.head_dim, self.args.rope_theta)  # [T, D/2] each
         layers = self.layers[:n_layers] if n_layers is not None else self.layers
-        views = cache.views(T) if cache is not None else [None] * len(layers)
+        if cache is None:
+            positions = torch.arange(h.shape[1], device=h.device)
+            views = [None] * len(layers)
+        else:
+            chunk = cache.chunk(h.shape[1])
+            positions, views = chunk.positions, cache.views(chunk)
+        cos, sin = rope_angles(positions, self.args.head_dim, self.args.rope_theta)  # [T, D/2] each
         for layer, view in zip(layers, views, strict=True):
             h = layer(h, cos, sin, view)
-        if cache is not None:
-            cache.advance(T)
         if last_only:
             h = h[:, -1:]  # [B, 1, dim]: generation needs only the next-token distribution
         return self.output(self.norm(h)).float()

@@ -49,3 +49,26 @@ def test_banded_blocks_never_build_a_full_score_matrix(monkeypatch):
     attention.attend(q, k, v, 0, 0, 16, block_size=16)
     assert len(shapes) == 200 // 16 + 1
     assert max(rows * cols for rows, cols in shapes) <= 2 * 16 * (16 + 15)  # 2 query heads per kv head
+
+
+def test_without_a_fused_kernel_a_chunk_inside_the_window_goes_in_blocks_too(monkeypatch):
+    """T <= W is plain causal attention, but without a fused kernel that would hold T x T scores (a T4 in
+    bf16): then the banded blocks bound them, and give the same numbers."""
+    import mistral_mini.attention as attention
+
+    shapes = []
+    real = attention.grouped_attention
+    monkeypatch.setattr(attention, "grouped_attention", lambda q, k, v, b: shapes.append(b.shape) or real(q, k, v, b))
+    monkeypatch.setattr(attention, "has_fused_kernel", lambda q: False)
+    q, k, v = qkv(Tq=64, Tk=64)
+    pos = torch.arange(64)
+    expected = attention_reference(q, k, v, sliding_window_mask(pos, pos, 64))
+    torch.testing.assert_close(attention.attend(q, k, v, 0, 0, 64, block_size=16), expected)
+    assert len(shapes) == 4 and max(rows * cols for rows, cols in shapes) <= 2 * 16 * (16 + 63)
+
+
+def test_fused_kernel_on_cpu_and_none_assumed_on_meta():
+    from mistral_mini.attention import has_fused_kernel
+
+    assert has_fused_kernel(torch.zeros(1, 1, 2, 4))
+    assert not has_fused_kernel(torch.zeros(1, 1, 2, 4, device="meta"))

@@ -165,7 +165,7 @@ def test_past_keys_are_exactly_the_visible_cached_positions():
     cache = RollingBufferCache(args)
     with torch.no_grad():
         model(torch.randint(0, 97, (1, 9)), cache=cache)
-        (view,) = cache.views(3)
+        (view,) = cache.views(cache.chunk(3))
         past_k, _ = view.past()
         # Positions 6, 7, 8 (not 5: it is outside the window of position 9) in position order.
         assert view.chunk.past_start == 6 and past_k.shape[2] == 3

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mistral_mini import RollingBufferCache
-from mistral_mini.generation import EOS_ID, decode_step, generate, prefill, sample, top_p_filter
+from mistral_mini.generation import EOS_ID, compiled_step, decode_step, generate, prefill, sample, top_p_filter
 from tests.helpers import hf_reference, random_model, small_args
 
 W = 8
@@ -75,8 +75,8 @@ def test_prefill_and_decode_step_match_a_full_pass(model):
 
 def test_streams_one_model_call_per_token(model):
     """The prompt goes in ceil(T / chunk) calls asking for the last position only, then one call per token."""
-    shapes = []
-    handle = model.register_forward_hook(lambda module, inputs, output: shapes.append(tuple(output.shape)))
+    shapes = []  # the output projection runs once per model call, whichever entry point the call used
+    handle = model.output.register_forward_hook(lambda module, inputs, output: shapes.append(tuple(output.shape)))
     try:
         stream = generate(model, list(range(3, 23)), max_new_tokens=4, chunk_size=6, stop_ids=())
         assert shapes == []  # nothing runs before the first token is asked for
@@ -93,7 +93,7 @@ def test_streams_one_model_call_per_token(model):
 
 def test_model_runs_in_inference_mode_but_the_caller_does_not(model):
     modes = []
-    handle = model.register_forward_hook(lambda *_: modes.append(torch.is_inference_mode_enabled()))
+    handle = model.output.register_forward_hook(lambda *_: modes.append(torch.is_inference_mode_enabled()))
     try:
         for _ in generate(model, [1, 2, 3], 5, stop_ids=()):
             assert not torch.is_inference_mode_enabled()
@@ -214,8 +214,44 @@ def test_progress_bar(model, capsys):
     (dict(chunk_size=2.0), "chunk_size must be a positive integer"),
     (dict(seed=1.5), "seed must be an integer or None"),
     (dict(stop_ids=2), "stop_ids must be a collection of integer token ids"),
+    (dict(compile="yes"), "compile must be True or False"),
 ])
 def test_invalid_arguments_raise_at_the_call(model, kwargs, message):
     arguments = {**dict(prompt_ids=[1, 2, 3], max_new_tokens=5), **kwargs}
     with pytest.raises(ValueError, match=message):
         generate(model, **arguments)  # no next(): the check must not wait for the first token
+
+
+def test_decode_step_rejects_a_token_outside_the_vocabulary(model):
+    cache = RollingBufferCache(model.args)
+    with pytest.raises(ValueError, match=r"token id 97 is outside the vocabulary \[0, 97\)"):
+        decode_step(model, 97, cache)
+    assert cache.position == 0
+
+
+def test_compiled_decode_step_is_one_graph_for_every_position():
+    """Compiled once, the decode step runs past 3 windows (the buffer wraps around three times) without a
+    recompile or a graph break, and gives the eager step's logits at every position."""
+    from torch._dynamo.utils import counters
+
+    args = small_args(n_layers=1, sliding_window=4)
+    model = random_model(args)
+    eager_cache, compiled_cache = RollingBufferCache(args), RollingBufferCache(args)
+    torch._dynamo.reset()
+    counters.clear()
+    step = compiled_step(model, compiled_cache)
+    tokens = torch.randint(0, args.vocab_size, (3 * args.sliding_window + 3,),
+                           generator=torch.Generator().manual_seed(0)).tolist()
+    with torch.inference_mode():
+        for token in tokens:  # every position from 0 (empty slots masked) to 3W + 2
+            torch.testing.assert_close(decode_step(model, token, compiled_cache, step),
+                                       decode_step(model, token, eager_cache), rtol=1e-4, atol=1e-4)
+    assert compiled_cache.position == len(tokens)
+    assert counters["stats"]["unique_graphs"] == 1  # a recompile would add a graph
+    assert not counters["graph_break"]  # fullgraph=True would raise on one, but say it plainly
+
+
+def test_generate_with_compile_gives_the_eager_tokens(model):
+    torch._dynamo.reset()
+    prompt = PROMPTS["longer than the window"]
+    assert list(generate(model, prompt, 12, compile=True)) == list(generate(model, prompt, 12))

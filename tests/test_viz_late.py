@@ -89,7 +89,7 @@ def test_chunk_key_positions_are_the_cache_then_the_chunk():
     assert chunk_key_positions(0, 5, 8)[1].tolist() == list(range(5))
     cache = RollingBufferCache(small_args(sliding_window=8, n_layers=1))
     cache.advance(10)
-    assert cache.views(5)[0].chunk.past_start == 3  # the figure draws what the cache hands over
+    assert cache.prefill(5).past_start == 3  # the figure draws what the cache hands over
 
 
 def test_chunk_masks_figure_separates_cache_from_chunk():
