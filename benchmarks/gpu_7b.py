@@ -5,10 +5,15 @@
 
 1. Writes a random checkpoint with the real shapes in Mistral's format (params.json + a 14.5 GB bf16
    consolidated.safetensors) to local disk, one tensor at a time, each generated on the GPU.
-2. Loads it with ``load_model(device="cuda", dtype=torch.bfloat16)``.
+2. Loads it with ``load_model(device="cuda", dtype=choose_dtype(...))``: bf16 from Ampere on, fp16 before.
 3. Prefills a 32,768-token prompt in chunks through the rolling-buffer cache, then decodes 256 tokens
-   greedily, and reports tokens/s, peak GPU memory and the cache's size.
-4. Hands the same weights to transformers' MistralForCausalLM (sdpa attention) and times the same work.
+   greedily, eager and then compiled (``compiled_step``: torch.compile and a CUDA graph) from the same cache
+   state, and prints tokens/s, the share of the bandwidth bound, peak GPU memory and the cache's size as soon
+   as they are measured. The bound: a decode step reads every weight and the whole rolling cache once, so
+   it cannot take less than (weight bytes + cache bytes) / memory bandwidth, measured here by a large copy.
+4. Moves our weights to host memory (about 15 GB of RAM) and frees the GPU, then hands them to transformers'
+   MistralForCausalLM (sdpa attention), which builds its own copy on the GPU, and times the same work.
+   Running out of GPU memory in 3 or 4 is reported as a line, and what was measured before stays printed.
 
 Random weights say nothing about quality, only about speed and memory, which do not depend on the values.
 """
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,7 +37,8 @@ import torch
 from mistral_mini import ModelArgs, RollingBufferCache, Transformer
 from mistral_mini.checkpoint import load_model
 from mistral_mini.checkpoint_reader import MISTRAL_PARAMS, MISTRAL_WEIGHTS
-from mistral_mini.generation import decode_step, prefill
+from mistral_mini.generation import compiled_step, decode_step, prefill
+from mistral_mini.gpu import choose_dtype, gpu_problem, preflight
 from mistral_mini.hf import hf_config_from_args, mistral_state_dict_to_hf
 from mistral_mini.memory import format_bytes, memory_plan, meta_model
 from mistral_mini.safetensors_format import write_safetensors
@@ -48,14 +55,15 @@ class Setup:
 
 
 def real_setup(options: argparse.Namespace) -> Setup:
-    return Setup(ModelArgs.from_name("mistral-7b"), torch.device("cuda"), torch.bfloat16,
+    device = torch.device("cuda")
+    return Setup(ModelArgs.from_name("mistral-7b"), device, choose_dtype(device),
                  options.prompt_tokens, options.new_tokens, options.chunk_size)
 
 
 def tiny_setup() -> Setup:
     """A prompt many windows long, as in the real run, on a model that runs in seconds on a CPU."""
-    args = dataclasses.replace(ModelArgs.from_name("tiny"), sliding_window=32)
-    return Setup(args, torch.device("cpu"), torch.float32, prompt_tokens=256, new_tokens=16, chunk_size=64)
+    args, device = dataclasses.replace(ModelArgs.from_name("tiny"), sliding_window=32), torch.device("cpu")
+    return Setup(args, device, choose_dtype(device), prompt_tokens=256, new_tokens=16, chunk_size=64)
 
 
 class Clock:
@@ -115,11 +123,48 @@ def run_ours(model: Transformer, prompt: torch.Tensor, setup: Setup) -> dict:
         logits = prefill(model, prompt, cache, setup.chunk_size)
         prefill_s = clock.seconds()
         say(f"  prefill: {setup.prompt_tokens:,} tokens in {prefill_s:.1f} s")
-        clock = Clock(setup.device)
-        tokens = greedy(logits, lambda token: decode_step(model, token, cache), setup.new_tokens)
-        decode_s = clock.seconds()
-    say(f"  decode: {setup.new_tokens} tokens in {decode_s:.1f} s")
-    return {"prefill_s": prefill_s, "decode_s": decode_s, "tokens": tokens, "cache_bytes": cache.nbytes}
+        saved = cache.keys.clone(), cache.values.clone()  # to decode again from the same state
+
+        def decode(step: Callable | None) -> tuple[list[int], float]:
+            cache.keys.copy_(saved[0])
+            cache.values.copy_(saved[1])
+            cache.advance(setup.prompt_tokens - cache.position)  # back to the end of the prompt
+            clock = Clock(setup.device)
+            tokens = greedy(logits, lambda token: decode_step(model, token, cache, step), setup.new_tokens)
+            return tokens, clock.seconds()
+
+        tokens, decode_s = decode(None)
+        say(f"  decode, eager: {setup.new_tokens} tokens in {decode_s:.1f} s")
+        step = compiled_step(model, cache)
+        _, first_s = decode(step)  # compiles, and on a GPU records the CUDA graph
+        say(f"  decode, compiled: first run (compiling) {first_s:.1f} s")
+        compiled_tokens, compiled_s = decode(step)
+        say(f"  decode, compiled: {setup.new_tokens} tokens in {compiled_s:.1f} s")
+    return {"prefill_s": prefill_s, "decode_s": decode_s, "tokens": tokens, "cache_bytes": cache.nbytes,
+            "compiled_s": compiled_s, "compiled_same": compiled_tokens == tokens}
+
+
+def copy_bandwidth(device: torch.device, nbytes: int = 2**30) -> float:
+    """Bytes per second that a large device-to-device copy moves (read + write): the bound's bandwidth."""
+    source = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)  # warm-up
+    clock, repeats = Clock(device), 5
+    for _ in range(repeats):
+        target.copy_(source)
+    return 2 * nbytes * repeats / clock.seconds()
+
+
+def bandwidth_share(figures: dict, model_bytes: int, setup: Setup) -> str:
+    """How close each decode run came to the bound: (weights + cache read per token) / bandwidth."""
+    bandwidth = copy_bandwidth(setup.device)
+    bound_s = (model_bytes + figures["cache_bytes"]) / bandwidth
+    eager_s = figures["decode_s"] / setup.new_tokens
+    compiled_s = figures["compiled_s"] / setup.new_tokens
+    return (f"bandwidth (copy) {bandwidth / 1e9:,.0f} GB/s, so a token reads {format_bytes(model_bytes)} of "
+            f"weights + {format_bytes(figures['cache_bytes'])} of cache in at least {1000 * bound_s:.2f} ms "
+            f"({1 / bound_s:,.0f} tokens/s): eager {1000 * eager_s:.2f} ms/token = {bound_s / eager_s:.0%} "
+            f"of the bound, compiled {1000 * compiled_s:.2f} ms/token = {bound_s / compiled_s:.0%}")
 
 
 # --- 4. transformers on the same weights ------------------------------------------------------------------
@@ -127,8 +172,8 @@ def run_ours(model: Transformer, prompt: torch.Tensor, setup: Setup) -> dict:
 def run_transformers(state: dict[str, torch.Tensor], prompt: torch.Tensor, setup: Setup) -> dict | None:
     """transformers' MistralForCausalLM (sdpa) with our weights: same prompt, chunks and greedy decode.
 
-    transformers builds its own (randomly initialized) model on the device, then copies our weights in; ``state``
-    is emptied so that ours are freed. The peak memory reported starts after that hand-over.
+    transformers builds its own (randomly initialized) model on the device, then copies our weights in from
+    ``state`` (in host memory), which is emptied. The peak memory reported starts after that hand-over.
     """
     try:
         from transformers import AutoModelForCausalLM, DynamicCache, MistralConfig
@@ -178,64 +223,76 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-# --- The whole run ----------------------------------------------------------------------------------------
+# --- The whole run ---------------------------------------------------------------------------------------
 
 def benchmark(setup: Setup, folder: Path) -> None:
     start = time.perf_counter()
-    say(f"device: {device_name(setup.device)}; plan in {setup.dtype}: {memory_plan(setup.args, setup.dtype)}")
+    say(f"device: {device_name(setup.device)}; {setup.args.n_layers} layers x dim {setup.args.dim}, random "
+        f"{setup.dtype} weights (choose_dtype)")
+    if setup.device.type == "cuda":
+        free = torch.cuda.mem_get_info(setup.device)[0]
+        say(f"preflight: {preflight(setup.args, setup.dtype, free, setup.chunk_size)}")
     say(f"[{time.perf_counter() - start:5.0f} s] 1. writing a random checkpoint to {folder}")
     clock = Clock(setup.device)
     write_random_checkpoint(folder, setup)
     size = (folder / MISTRAL_WEIGHTS).stat().st_size
-    write_s = clock.seconds()
+    say(f"checkpoint written       {size / 1e9:.2f} GB in {clock.seconds():.1f} s")
 
     say(f"[{time.perf_counter() - start:5.0f} s] 2. load_model(device={str(setup.device)!r}, dtype={setup.dtype})")
     reset_peak_memory(setup.device)
     clock = Clock(setup.device)
     model = load_model(folder, device=setup.device, dtype=setup.dtype, progress=True)
     load_s = clock.seconds()
+    say(f"load_model               {load_s:.1f} s ({size / 1e9 / load_s:.2f} GB/s)")
 
     say(f"[{time.perf_counter() - start:5.0f} s] 3. our model: prefill in chunks of {setup.chunk_size}, "
         f"then {setup.new_tokens} greedy tokens")
     prompt = torch.randint(0, setup.args.vocab_size, (setup.prompt_tokens,),
                            generator=torch.Generator().manual_seed(1)).to(setup.device)
-    ours = run_ours(model, prompt, setup)
-    ours["peak"] = peak_memory(setup.device)
+    ours = measured("mistral_mini", partial(run_ours, model, prompt, setup), setup)
+    if ours is not None:
+        new = setup.new_tokens
+        say(f"mistral_mini compiled    decode {new} tokens: {new / ours['compiled_s']:.1f} tokens/s "
+            f"({ours['compiled_s']:.1f} s); same tokens as eager: {ours['compiled_same']}")
+        model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        say(f"bandwidth bound          {bandwidth_share(ours, model_bytes, setup)}")
+        say(f"rolling cache            {ours['cache_bytes'] / 2**20:,.4g} MiB (a full cache of "
+            f"{setup.prompt_tokens:,} tokens would be {full_cache_bytes(setup) / 2**20:,.4g} MiB)")
 
     say(f"[{time.perf_counter() - start:5.0f} s] 4. transformers' MistralForCausalLM (sdpa), same weights")
     state = model.state_dict()
-    del model  # our Transformer and its cache are gone; ``state`` alone holds the weights until handed over
+    del model  # ``state`` alone holds the weights now; each moves to host memory, freeing its GPU copy
+    for name in state:
+        state[name] = state[name].cpu()
     free_memory(setup.device)
-    reference = run_transformers(state, prompt, setup)
-    if reference is not None:
-        reference["peak"] = peak_memory(setup.device)
+    reference = measured("transformers (sdpa)", partial(run_transformers, state, prompt, setup), setup)
+    if ours is not None and reference is not None:
+        same = sum(a == b for a, b in zip(ours["tokens"], reference["tokens"], strict=True))
+        say(f"greedy tokens equal to transformers': {same}/{len(ours['tokens'])}"
+            + (" (16-bit rounding differs between the two, so a long greedy run may part ways)"
+               if setup.dtype.itemsize == 2 else ""))
     say(f"[{time.perf_counter() - start:5.0f} s] done")
-    report(setup, size, write_s, load_s, ours, reference)
+
+
+def measured(label: str, run: Callable[[], dict | None], setup: Setup) -> dict | None:
+    """Run one implementation and print its line at once; running out of GPU memory is a line too."""
+    try:
+        figures = run()
+    except torch.OutOfMemoryError as err:
+        first_line = str(err).splitlines()[0]
+        say(f"{label:24} out of GPU memory ({first_line}); no figures")
+        figures = None
+    free_memory(setup.device)  # after an error too: what the failed run held is garbage now
+    if figures is not None:
+        n, new = setup.prompt_tokens, setup.new_tokens
+        say(f"{label:24} prefill {n:,} tokens: {n / figures['prefill_s']:,.0f} tokens/s "
+            f"({figures['prefill_s']:.1f} s); decode {new} tokens: {new / figures['decode_s']:.1f} tokens/s "
+            f"({figures['decode_s']:.1f} s); peak GPU memory {peak_memory(setup.device)}")
+    return figures
 
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-
-
-def report(setup: Setup, size: int, write_s: float, load_s: float, ours: dict, reference: dict | None) -> None:
-    n, new = setup.prompt_tokens, setup.new_tokens
-    say(f"\n== {device_name(setup.device)}, {setup.args.n_layers} layers x dim {setup.args.dim}, "
-        f"random {setup.dtype} weights ==")
-    say(f"checkpoint written       {size / 1e9:.2f} GB in {write_s:.1f} s")
-    say(f"load_model               {load_s:.1f} s ({size / 1e9 / load_s:.2f} GB/s)")
-    for label, run in (("mistral_mini", ours), ("transformers (sdpa)", reference)):
-        if run is None:
-            continue
-        say(f"{label:24} prefill {n:,} tokens: {n / run['prefill_s']:,.0f} tokens/s "
-            f"({run['prefill_s']:.1f} s); decode {new} tokens: {new / run['decode_s']:.1f} tokens/s "
-            f"({run['decode_s']:.1f} s); peak GPU memory {run['peak']}")
-    say(f"rolling cache            {ours['cache_bytes'] / 2**20:,.4g} MiB "
-        f"(a full cache of {n:,} tokens would be {full_cache_bytes(setup) / 2**20:,.4g} MiB)")
-    if reference is not None:
-        same = sum(a == b for a, b in zip(ours["tokens"], reference["tokens"], strict=True))
-        say(f"greedy tokens equal to transformers': {same}/{len(ours['tokens'])}"
-            + (" (bf16 rounding differs between the two, so a long greedy run may part ways)"
-               if setup.dtype == torch.bfloat16 else ""))
 
 
 def full_cache_bytes(setup: Setup) -> int:
@@ -252,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="dry run: same pipeline, small config, CPU")
     options = parser.parse_args(argv)
     if not options.tiny and not torch.cuda.is_available():
-        say("No CUDA GPU: torch.cuda.is_available() is False, so there is nothing to measure here. "
-            "This benchmark needs a GPU with about 16 GB free (and 15 GB of disk). For a dry run of the same "
-            "pipeline on the CPU: python benchmarks/gpu_7b.py --tiny")
+        needed = preflight(ModelArgs.from_name("mistral-7b"), torch.bfloat16, 0, options.chunk_size).total_bytes
+        say(f"No CUDA GPU, so there is nothing to measure here: {gpu_problem()}. This benchmark needs a GPU with "
+            f"{format_bytes(needed)} free (the preflight, in bf16 or fp16 at chunk {options.chunk_size}) and 15 GB "
+            "of disk. For a dry run of the same pipeline on the CPU: python benchmarks/gpu_7b.py --tiny")
         return 0
     setup = tiny_setup() if options.tiny else real_setup(options)
     folder = Path(tempfile.mkdtemp(prefix="mistral_mini_7b_", dir=options.dir))

@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mistral_mini import ModelArgs
+from mistral_mini import ModelArgs, checkpoint
 from mistral_mini.checkpoint import load_model, main, save_model
 from mistral_mini.checkpoint_reader import CheckpointError
+from mistral_mini.gpu import preflight
 from mistral_mini.hf import mistral_state_dict_to_hf
 from mistral_mini.memory import format_bytes, memory_plan
 from mistral_mini.safetensors_format import write_safetensors
@@ -194,12 +195,32 @@ def test_cuda_out_of_memory_is_caught_before_loading(model, tmp_path, monkeypatc
     save_model(model, tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**16, 8 * 2**30))
-    plan = memory_plan(model.args, torch.float32)
     with pytest.raises(RuntimeError) as err:
         load_model(tmp_path, device="cuda", progress=False)
     message = str(err.value)
-    assert f"needs {plan}" in message and "only 64 KiB of 8 GiB is free" in message
+    check = preflight(model.args, torch.float32, 2**16)
+    assert f"does not fit on cuda (8 GiB in all): float32 needs {format_bytes(check.total_bytes)}" in message
+    assert f"activations {format_bytes(check.activation_bytes)} at chunk {model.args.sliding_window}" in message
+    assert "this card has 64 KiB free; int8 would need" in message
     assert "bfloat16" in message and "free other GPU memory" in message and "device='cpu'" in message
+
+
+def test_the_gpu_check_counts_activations_and_the_allowance(model, tmp_path, monkeypatch):
+    save_model(model, tmp_path)
+    needed = preflight(model.args, torch.float32, 0).total_bytes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+    def reached_reading(*args):
+        raise LookupError("the check passed")
+
+    monkeypatch.setattr(checkpoint, "_read_all", reached_reading)
+    for free in (memory_plan(model.args, torch.float32).total_bytes, needed - 1):  # weights + cache are not enough
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 8 * 2**30))
+        with pytest.raises(RuntimeError, match="does not fit on cuda"):
+            load_model(tmp_path, device="cuda", progress=False)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (needed, 8 * 2**30))
+    with pytest.raises(LookupError, match="the check passed"):
+        load_model(tmp_path, device="cuda", progress=False)
 
 
 def test_dtype_must_be_a_floating_torch_dtype(model, tmp_path):

@@ -7,7 +7,7 @@ the cell ends. In a notebook, run ``%matplotlib inline`` once so that Jupyter kn
 Each module answers one question, most named after the part of the model it draws:
 
     style            the colours and drawing helpers every figure shares
-    memory           how big things are: bytes and parameter counts            (00, 04, 06, 08, 09, 10)
+    memory           how big things are: bytes, parameter counts, int8 error  (00, 04, 06, 08, 09, 10)
     tokens           tokens, embedding rows, what a norm does                  (01)
     rope             rotary embeddings                                         (02)
     attention        masks, attention weights and cost, grouped-query heads    (03, 04)
@@ -23,7 +23,7 @@ from .attention import attention_weights, cost_curves, kv_head_sharing, mask_pai
 from .cache import chunk_masks_figure, prefill_cost_figure, rolling_buffer_figure
 from .feed_forward import activation_figure
 from .generation import sampling_figure
-from .memory import bytes_bars, bytes_per_item, cache_memory_figure, parameter_breakdown
+from .memory import bytes_bars, bytes_per_item, cache_memory_figure, parameter_breakdown, quantization_error_figure
 from .receptive_field import gradient_profile, receptive_field_growth
 from .rope import offset_scores, rope_layouts, rope_rotation, rope_waves
 from .style import ACCENT, IN_COLOR, OUT_COLOR
@@ -34,6 +34,7 @@ __all__ = [
     "activation_figure", "attention_weights", "bytes_bars", "bytes_per_item", "cache_memory_figure",
     "chunk_masks_figure", "cost_curves", "embedding_vectors", "gradient_profile", "kv_head_sharing", "mask_pair",
     "masks_figure", "norm_comparison", "offset_scores", "parameter_breakdown", "prefill_cost_figure",
+    "quantization_error_figure",
     "receptive_field_growth", "rolling_buffer_figure", "rope_layouts", "rope_rotation", "rope_waves",
     "sampling_figure", "token_pieces", "window_grid",
 ]

@@ -96,3 +96,38 @@ def cache_memory_figure(seq_lens: Sequence[int], curves: dict[str, Sequence[floa
     ax.legend(loc="upper left")
     ax.set_title(title)
     return fig
+
+
+def quantization_error_figure(errors: dict[str, Sequence[float]], title: str = "") -> Figure:
+    """Relative weight error of int8 per layer: one line per matrix kind, x = layer index, y in percent.
+
+    errors: ``quantize.weight_errors(model)``, {"wq": [one per layer], ..., "output": [one value]}. The
+    output projection comes after the last block, so its single value is drawn there, as a star.
+    """
+    per_layer = {kind: to_numpy(values).astype(float) * 100 for kind, values in errors.items() if kind != "output"}
+    if not per_layer or len({v.shape for v in per_layer.values()}) != 1:
+        raise ValueError("errors needs at least one matrix kind, each with one value per layer, got lengths "
+                         f"{ {kind: len(v) for kind, v in errors.items()} }")
+    n_layers = len(next(iter(per_layer.values())))
+    fig, (ax,) = new_figure(1, width=7.5, height=4.0)
+    colors = ["#3b75af", "#5cb85c", "#f0ad4e", "#9467bd", "#17becf", "#8c564b", "#e377c2"]
+    for i, (kind, y) in enumerate(per_layer.items()):
+        # Attention's four matrices drawn solid, the feed-forward's three dashed: two families, seven lines.
+        style = "--" if kind in ("w1", "w2", "w3") else "-"
+        ax.plot(np.arange(n_layers), y, style, marker="o", markersize=4, color=colors[i % len(colors)],
+                label=kind)
+    step = max(1, int(np.ceil(n_layers / 16)))  # at most ~16 layer labels, so they never overlap
+    ticks = list(range(0, n_layers, step))
+    labels = [str(i) for i in ticks]
+    if "output" in errors:
+        (value,) = to_numpy(errors["output"]).astype(float).reshape(-1) * 100
+        ax.plot([n_layers], [value], "*", markersize=14, color=ACCENT, label="output")
+        ticks, labels = ticks + [n_layers], labels + ["output"]
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("||W - dequant(quant(W))|| / ||W||  (%)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="matrix")
+    ax.set_title(title or "int8 weight error per layer (one scale per output row)")
+    return fig
