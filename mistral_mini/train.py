@@ -17,13 +17,18 @@ the last step::
        +---------------------------> step
         warmup      steps
 
-Command line: ``python -m mistral_mini.train --out DIR`` trains on text files (``train_text.py``).
+Command line: ``python -m mistral_mini.train --out DIR [--text PATH ...] [--steps N] [--preset NAME]`` trains
+a small Mistral on text files (by default the Python standard library's source, see ``corpus.py``) with
+Mistral's tokenizer, and saves it with ``save_model``: ``load_model(DIR)`` and ``generate`` then work on it.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -127,3 +132,80 @@ def _check_arguments(steps, lr, warmup, weight_decay, grad_clip, seed) -> None:
         raise ValueError(f"grad_clip must be a positive number or None (no clipping), got {grad_clip!r}")
     if not whole(seed):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+
+
+# --- The command line: train your own tiny Mistral ------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import save_model
+    from .config import PRESETS, ModelArgs
+    from .corpus import TokenCorpus, held_out_loss, read_text, standard_library_files
+    from .generation import generate
+    from .tokenizer import Tokenizer
+    from .transformer import Transformer
+
+    tokenizer = Tokenizer()
+    parser = argparse.ArgumentParser(prog="python -m mistral_mini.train",
+                                     description="Train a small Mistral on text files, on the CPU, and save it.")
+    parser.add_argument("--out", required=True, help="folder to save the model in (params.json + safetensors)")
+    parser.add_argument("--text", nargs="+", help="UTF-8 text files (default: the Python standard library's .py)")
+    parser.add_argument("--steps", type=_positive, default=800, help="training steps (default 800)")
+    parser.add_argument("--preset", default="mini", help="a ModelArgs preset with the tokenizer's vocabulary: "
+                        + ", ".join(n for n, p in PRESETS.items() if p["vocab_size"] == tokenizer.vocab_size))
+    parser.add_argument("--seq-len", type=_positive, default=128, help="tokens per training window (default 128)")
+    parser.add_argument("--batch-size", type=_positive, default=16)
+    parser.add_argument("--eval-every", type=_positive, default=100, help="steps between held-out losses")
+    parser.add_argument("--max-chars", type=_positive, default=2_000_000, help="read at most this much text")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="write into --out even if it is not empty")
+    options = parser.parse_args(argv)
+    out = Path(options.out)
+    try:
+        if out.is_file() or (out.is_dir() and any(out.iterdir()) and not options.force):
+            raise ValueError(f"{out} is not an empty folder; choose another --out, or add --force to overwrite "
+                             "the model in it")
+        args = ModelArgs.from_name(options.preset)
+        if args.vocab_size != tokenizer.vocab_size:
+            raise ValueError(f"preset {options.preset!r} has {args.vocab_size} tokens, the tokenizer "
+                             f"{tokenizer.vocab_size}; choose one with the tokenizer's vocabulary, e.g. mini")
+        text = read_text(options.text or standard_library_files(), options.max_chars)
+        corpus = TokenCorpus(text, tokenizer, options.seq_len)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    torch.manual_seed(options.seed)
+    model = Transformer(args)
+    unigram = corpus.unigram_entropy()
+    print(f"{len(text):,} characters -> {corpus.train_ids.numel():,} training tokens, "
+          f"{corpus.held_out_ids.numel():,} held out; {sum(p.numel() for p in model.parameters()):,} parameters "
+          f"({options.preset}); unigram entropy of the held-out text {unigram:.3f} nats/token")
+
+    def report(step: int, loss: float) -> None:
+        if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
+            tqdm.write(f"step {step + 1:5d}: training loss {loss:.3f}, held-out loss "
+                       f"{held_out_loss(model, corpus):.3f} nats/token")
+            model.train()
+
+    train(model, corpus.batches(options.batch_size, options.seed), options.steps, seed=options.seed,
+          progress=True, callback=report)
+    final = held_out_loss(model, corpus)
+    verdict = "below" if final < unigram else "NOT below"
+    print(f"held-out loss {final:.3f} nats/token, {verdict} the unigram entropy {unigram:.3f}: "
+          + ("the model learned more than token frequencies" if final < unigram else "train longer"))
+    save_model(model, out)
+    prompt = tokenizer.encode("def ")
+    sample = tokenizer.decode(prompt + list(generate(model, prompt, max_new_tokens=40, temperature=0.8,
+                                                     seed=options.seed)))
+    print(f"saved to {out}; load_model({str(out)!r}) and generate work on it. A sample (temperature 0.8):\n{sample}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
