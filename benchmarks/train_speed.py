@@ -1,10 +1,10 @@
 """How fast does a tiny Mistral train on this CPU, and does it learn more than token frequencies?
 
 The same run as ``python -m mistral_mini.train`` with its defaults (preset "mini", the Python standard
-library's source, windows of 128 tokens, batches of 16), timed: tokens per second of training, the held-out
+library's source, windows of 128 tokens, batches of 8), timed: tokens per second of training, the held-out
 loss at the end, and the unigram entropy of the held-out text to compare it with (see ``corpus.py``).
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 800] [--threads N]
+    .venv/bin/python benchmarks/train_speed.py [--steps 200] [--threads N]
 """
 
 import argparse
@@ -20,8 +20,8 @@ from mistral_mini.train import train
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     opts = parser.parse_args()

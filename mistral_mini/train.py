@@ -149,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Train a small Mistral on text files, on the CPU, and save it.")
     parser.add_argument("--out", required=True, help="folder to save the model in (params.json + safetensors)")
     parser.add_argument("--text", nargs="+", help="UTF-8 text files (default: the Python standard library's .py)")
-    parser.add_argument("--steps", type=_positive, default=800, help="training steps (default 800)")
+    parser.add_argument("--steps", type=_positive, default=200, help="training steps (default 200)")
     parser.add_argument("--preset", default="mini", help="a ModelArgs preset with the tokenizer's vocabulary: "
                         + ", ".join(n for n, p in PRESETS.items() if p["vocab_size"] == tokenizer.vocab_size))
     parser.add_argument("--seq-len", type=_positive, default=128, help="tokens per training window (default 128)")
-    parser.add_argument("--batch-size", type=_positive, default=16)
+    parser.add_argument("--batch-size", type=_positive, default=8)
     parser.add_argument("--eval-every", type=_positive, default=100, help="steps between held-out losses")
     parser.add_argument("--max-chars", type=_positive, default=2_000_000, help="read at most this much text")
     parser.add_argument("--seed", type=int, default=0)

@@ -22,6 +22,7 @@ from .nb07_prefill import check_chunk_bounds, check_chunk_mask, check_chunked_lo
 from .nb08_model import check_hf_name, check_parameter_count, check_swiglu
 from .nb09_generation import check_chat_ids, check_temperature, check_top_p
 from .nb10_gpu import check_max_sequences, check_weight_bytes
+from .nb11_training import check_accuracy, check_copy_batch, check_hop_chains
 
 __all__ = [
     # 00 welcome
@@ -46,6 +47,8 @@ __all__ = [
     "check_temperature", "check_top_p", "check_chat_ids",
     # 10 Mistral 7B on a GPU
     "check_weight_bytes", "check_max_sequences",
+    # 11 does the window stack?
+    "check_copy_batch", "check_accuracy", "check_hop_chains",
     # comparisons, for learners who want to compare their own tensors and values
     "tensor_difference", "value_difference", "number_difference",
 ]

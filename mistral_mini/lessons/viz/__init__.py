@@ -15,6 +15,7 @@ Each module answers one question, most named after the part of the model it draw
     cache            the rolling buffer and prefill in chunks                  (06, 07)
     feed_forward     activation functions                                      (08)
     generation       temperature and top-p                                     (09)
+    training         trained to copy the token d back: accuracy, loss          (11)
 
 Every figure is re-exported here: ``from mistral_mini.lessons import viz; viz.mask_pair(...)``.
 """
@@ -28,12 +29,14 @@ from .receptive_field import gradient_profile, receptive_field_growth
 from .rope import offset_scores, rope_layouts, rope_rotation, rope_waves
 from .style import ACCENT, IN_COLOR, OUT_COLOR
 from .tokens import embedding_vectors, norm_comparison, token_pieces
+from .training import copy_accuracy_figure, dependence_figure, loss_curves_figure
 
 __all__ = [
     "ACCENT", "IN_COLOR", "OUT_COLOR",
     "activation_figure", "attention_weights", "bytes_bars", "bytes_per_item", "cache_memory_figure",
-    "chunk_masks_figure", "cost_curves", "embedding_vectors", "gradient_profile", "kv_head_sharing", "mask_pair",
-    "masks_figure", "norm_comparison", "offset_scores", "parameter_breakdown", "prefill_cost_figure",
+    "chunk_masks_figure", "copy_accuracy_figure", "cost_curves", "dependence_figure", "embedding_vectors",
+    "gradient_profile", "kv_head_sharing", "loss_curves_figure", "mask_pair", "masks_figure",
+    "norm_comparison", "offset_scores", "parameter_breakdown", "prefill_cost_figure",
     "quantization_error_figure",
     "receptive_field_growth", "rolling_buffer_figure", "rope_layouts", "rope_rotation", "rope_waves",
     "sampling_figure", "token_pieces", "window_grid",
