@@ -52,7 +52,7 @@ def next_token_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)  # [B * T, V] vs [B * T]
 
 
-def train(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int, lr: float = 3e-3,
+def train(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], steps: int = 600, lr: float = 3e-3,
           warmup: int = 50, weight_decay: float = 0.0, grad_clip: float | None = 1.0, seed: int = 0,
           progress: bool = False, callback: Callable[[int, float], None] | None = None) -> list[float]:
     """Train ``model`` in place for ``steps`` steps, one batch each; return the loss at every step.
