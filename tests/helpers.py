@@ -32,3 +32,13 @@ def hf_reference(model: Transformer, attn_implementation: str = "eager"):
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual - expected).norm() / expected.norm())
+
+
+def assert_check_fails(check, wrong, expected_lines: list[str], capsys) -> None:
+    """An exercise check given a wrong answer prints FAIL with each of ``expected_lines``, and returns None."""
+    result = check(wrong)
+    out = capsys.readouterr().out
+    assert result is None
+    assert out.startswith("FAIL: ")
+    for line in expected_lines:
+        assert line in out, f"{line!r} not in:\n{out}"

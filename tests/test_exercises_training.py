@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mistral_mini.lessons import exercises
+from tests.helpers import assert_check_fails
 
 IGNORE = -100
 
@@ -96,12 +97,7 @@ WRONG = [
 
 @pytest.mark.parametrize("check, wrong, expected_lines", WRONG, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(WRONG)])
 def test_a_wrong_answer_fails_and_says_what_differs(check, wrong, expected_lines, capsys):
-    result = getattr(exercises, check)(wrong)
-    out = capsys.readouterr().out
-    assert result is None
-    assert out.startswith("FAIL: ")
-    for line in expected_lines:
-        assert line in out, f"{line!r} not in:\n{out}"
+    assert_check_fails(getattr(exercises, check), wrong, expected_lines, capsys)
 
 
 @pytest.mark.parametrize("check", list(RIGHT))
