@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .tokenizer import Tokenizer
+from .train import next_token_loss
 
 
 def standard_library_files() -> list[Path]:
@@ -89,5 +90,4 @@ def held_out_loss(model: torch.nn.Module, corpus: TokenCorpus, max_windows: int 
     """The model's mean next-token loss (nats) on the held-out windows."""
     inputs, targets = corpus.held_out_windows(max_windows)
     with torch.no_grad():
-        logits = model(inputs)  # [n, T, V]
-    return float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()))
+        return float(next_token_loss(model, inputs, targets))

@@ -184,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
         if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
             tqdm.write(f"step {step + 1:5d}: training loss {loss:.3f}, held-out loss "
                        f"{held_out_loss(model, corpus):.3f} nats/token")
-            model.train()
 
     train(model, corpus.batches(options.batch_size, options.seed), options.steps, seed=options.seed,
           progress=True, callback=report)
