@@ -1,9 +1,10 @@
-"""Shared helpers: small random models, and transformers' Mistral built from the same weights."""
+"""Shared helpers: small random models, transformers' Mistral built from the same weights, exercise verdicts."""
 
 import torch
 
 from mistral_mini import ModelArgs, Transformer
 from mistral_mini.hf import to_transformers
+from mistral_mini.lessons.exercises import ExerciseFailed, ExerciseNotDone
 
 
 def small_args(**overrides) -> ModelArgs:
@@ -34,11 +35,44 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual - expected).norm() / expected.norm())
 
 
-def assert_check_fails(check, wrong, expected_lines: list[str], capsys) -> None:
-    """An exercise check given a wrong answer prints FAIL with each of ``expected_lines``, and returns None."""
-    result = check(wrong)
+def verdict(check, answer, capsys) -> tuple[str, str]:
+    """Run an exercise check on ``answer``: ("pass" | "fail" | "not done", what it printed).
+
+    Also asserts the protocol every check follows: PASS returns None, a failure prints its report and then
+    raises ExerciseFailed carrying that same report (ExerciseNotDone for a NotImplementedError).
+    """
+    try:
+        result = check(answer)
+    except ExerciseNotDone as err:
+        out = capsys.readouterr().out
+        assert out.startswith("NOT DONE: ") and out.strip() == err.report, out
+        return "not done", out
+    except ExerciseFailed as err:
+        out = capsys.readouterr().out
+        assert out.startswith("FAIL: ") and out.strip() == err.report, out
+        return "fail", out
     out = capsys.readouterr().out
-    assert result is None
-    assert out.startswith("FAIL: ")
+    assert result is None and out.startswith("PASS: "), out
+    return "pass", out
+
+
+def assert_check_passes(check, right, capsys) -> None:
+    status, out = verdict(check, right, capsys)
+    assert status == "pass", out
+
+
+def assert_check_fails(check, wrong, expected_lines: list[str], capsys) -> None:
+    """An exercise check given a wrong answer fails (raises ExerciseFailed) and prints each of ``expected_lines``."""
+    status, out = verdict(check, wrong, capsys)
+    assert status == "fail", out
     for line in expected_lines:
         assert line in out, f"{line!r} not in:\n{out}"
+
+
+def assert_check_not_done(check, capsys) -> None:
+    """A stub that raises NotImplementedError is reported as not done, whatever arguments the check passes."""
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    status, out = verdict(check, stub, capsys)
+    assert status == "not done", out

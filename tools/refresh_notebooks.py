@@ -6,7 +6,7 @@ Committed notebooks carry their outputs (GitHub shows the figures, nbval compare
 notebook, or code whose output it shows, run this and commit the result. Tidying removes what would
 change on every run or only means something in a live kernel: per-cell timing metadata, the state and
 outputs of live widgets (each widget's figure is also drawn by a plain cell before it), and the exact
-Python version.
+Python version. It also writes the nbgrader metadata of the exercise cells (``exercise_cells``).
 """
 
 import sys
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from mistral_mini.lessons.exercise_cells import tag_exercise_cells
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -31,6 +33,7 @@ def execute(path: Path) -> nbformat.NotebookNode:
 
 
 def tidy(notebook: nbformat.NotebookNode) -> None:
+    tag_exercise_cells(notebook)
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)

@@ -1,82 +1,31 @@
-"""What every check shares: run the learner's code, compare its result, and report PASS or FAIL alike.
-
-A check builds a list of cases, each ``(label, args, expected)``, and hands it to ``check_cases`` with a
-``compare(got, expected)`` that returns None for a match or the lines saying what differs:
+"""Comparing a learner's result with the expected one: None for a match, else the lines saying what differs.
 
 - ``tensor_difference``: shape, largest difference, first wrong position (``loose_difference`` allows for
   float32 rounding in sin, cos and powers);
 - ``value_difference``: numbers, None, and lists or tuples of them (tensors and numpy values are turned into
   plain python first);
-- ``number_difference`` / ``int_difference``: one number, the latter insisting on a whole one.
+- ``number_difference`` / ``int_difference``: one number, the latter insisting on a whole one;
+- ``describe``: what a value is (type, shape, dtype), for messages about a result of the wrong kind.
 
-Also here, because several notebooks' checks need them: the model configurations the checks run on
-(``small_args``, ``MODELS``), a parameter count that allocates nothing, and the memory plan by itemsize.
+None of them raises on a result of the wrong type: they say what they expected instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from ...config import ModelArgs
-from ...memory import MemoryPlan, memory_plan
 
-# ---------------------------------------------------------------------------------------------------------
-# running the learner's code and reporting
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _passed(what: str) -> None:
-    print(f"PASS: {what}")
-
-
-def _failed(what: str, details: str, hint: str) -> None:
-    print(f"FAIL: {what}")
-    for line in details.splitlines():
-        print(f"  {line}")
-    if hint:
-        print(f"  hint: {hint}")
-
-
-def _run(fn: Callable, *args) -> tuple[object, str | None]:
-    """Call the learner's function; return (result, None) or (None, a message saying what went wrong)."""
-    if not callable(fn):
-        return None, f"expected a function, got {type(fn).__name__}"
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, "not implemented yet: replace `raise NotImplementedError()` with your code"
-    except Exception as err:  # the learner's bug, reported rather than raised
-        return None, f"your code raised {type(err).__name__}: {err}"
-
-
-def _fresh(args: tuple) -> tuple:
-    """Clones of any tensors in ``args``, so the learner's in-place edits cannot change the next case."""
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def check_cases(what: str, fn: Callable, cases: list[tuple[str, tuple, object]], hint: str,
-                compare: Callable[[object, object], str | None] | None = None,
-                diagnose: Callable[[tuple, object], str | None] | None = None) -> None:
-    """Run ``fn(*args)`` for each (label, args, expected) case; print PASS, or FAIL for the first case that differs.
-
-    ``compare(got, expected)`` returns None or what differed (tensors by default). ``diagnose(args, got)``
-    may recognise a classic mistake and return a hint more precise than ``hint``. Never raises for the
-    learner's bugs, and returns nothing, so a notebook cell shows only the message.
-    """
-    compare = compare or tensor_difference
-    for label, args, expected in cases:
-        got, error = _run(fn, *_fresh(args))
-        if error is not None:
-            _failed(what, f"on {label}: {error}", hint if "raised" in error else "")
-            return
-        difference = compare(got, expected)
-        if difference is not None:
-            specific = diagnose(_fresh(args), got) if diagnose is not None else None
-            _failed(what, f"on {label}:\n{difference}", specific or hint)
-            return
-    _passed(f"{what} ({len(cases)} case{'s' if len(cases) != 1 else ''})")
+def describe(value: object) -> str:
+    """``"a torch.Tensor of shape (3, 4), dtype torch.bool"``, ``"a list of 5 items"``, ``"int 7"``..."""
+    if isinstance(value, torch.Tensor):
+        return f"a torch.Tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy
+        return f"a {type(value).__module__}.{type(value).__name__} of shape {tuple(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return f"{type(value).__name__} {value!r}"
+    return f"a {type(value).__name__}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -94,7 +43,7 @@ def tensor_difference(got, expected: torch.Tensor, atol: float = 1e-5, rtol: flo
     Float tensors match within ``atol + rtol * |expected|``; integer and bool tensors must be equal.
     """
     if not isinstance(got, torch.Tensor):
-        return f"expected a torch.Tensor of shape {tuple(expected.shape)}, got {type(got).__name__}"
+        return f"expected a torch.Tensor of shape {tuple(expected.shape)}, got {describe(got)}"
     if tuple(got.shape) != tuple(expected.shape):
         return f"shape: got {tuple(got.shape)}, expected {tuple(expected.shape)}"
     got, expected = got.detach().cpu(), expected.detach().cpu()
@@ -170,7 +119,7 @@ def number_difference(got, expected: float, rel: float = 1e-9) -> str | None:
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
-        return f"expected a number, got {type(got).__name__}"
+        return f"expected one number, got {describe(got)}"
     if abs(got - expected) <= rel * max(1.0, abs(expected)):
         return None
     return f"got {got:,}, expected {expected:,} (off by {got - expected:+,})"
@@ -183,38 +132,3 @@ def int_difference(got, expected: int) -> str | None:
     if isinstance(got, float):
         return f"expected a whole number, got {got!r}"
     return number_difference(got, expected, rel=0)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the models the checks run on, and what they cost; nothing here allocates a weight
-# ---------------------------------------------------------------------------------------------------------
-
-
-def small_args(**overrides) -> ModelArgs:
-    """A small model (dim 64, 2 layers, 4 query and 2 key/value heads of 16, window 8), fields overridden."""
-    base = dict(dim=64, n_layers=2, head_dim=16, hidden_dim=96, n_heads=4, n_kv_heads=2, norm_eps=1e-5,
-                vocab_size=97, sliding_window=8, rope_theta=10000.0)
-    return ModelArgs(**{**base, **overrides})
-
-
-# The configurations the counting exercises run on, by the name a failure reports.
-MODELS = {
-    "Mistral 7B": ModelArgs.from_name("mistral-7b"),
-    "the tiny preset": ModelArgs.from_name("tiny"),
-    "a small MHA model": small_args(n_layers=3, n_kv_heads=4),  # n_kv_heads = n_heads: no sharing
-}
-
-
-def parameter_count(module_class: type[torch.nn.Module], args: ModelArgs) -> int:
-    """Parameters of ``module_class(args)``, counted on the meta device (shapes only, no memory)."""
-    with torch.device("meta"):
-        module = module_class(args)
-    return sum(p.numel() for p in module.parameters())
-
-
-_DTYPE_OF_ITEMSIZE = {1: torch.uint8, 2: torch.bfloat16, 4: torch.float32, 8: torch.float64}
-
-
-def plan_for(args: ModelArgs, itemsize: int) -> MemoryPlan:
-    """``memory.memory_plan`` for one sequence at ``itemsize`` bytes per value: weights and rolling cache."""
-    return memory_plan(args, _DTYPE_OF_ITEMSIZE[itemsize])

@@ -8,7 +8,11 @@ import torch
 
 from ...memory import memory_plan
 from ...transformer import TransformerBlock
-from .compare import MODELS, check_cases, number_difference, parameter_count
+from .checking import check_cases
+from .compare import number_difference
+from .models import MODELS, parameter_count
+
+__all__ = ["check_block_parameters", "check_memory_needed"]
 
 
 def check_block_parameters(fn: Callable) -> None:

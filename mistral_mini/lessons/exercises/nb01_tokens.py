@@ -7,7 +7,10 @@ from collections.abc import Callable
 import torch
 
 from ...norm import RMSNorm
-from .compare import check_cases, matches, value_difference
+from .checking import check_cases
+from .compare import matches, value_difference
+
+__all__ = ["check_rms_norm", "check_embedding_lookup", "check_byte_pieces"]
 
 
 def check_rms_norm(fn: Callable) -> None:

@@ -8,7 +8,10 @@ import torch
 
 from ...hf import permute_rope_rows, unpermute_rope_rows
 from ...rope import apply_rope, rope_angles, rope_frequencies
-from .compare import check_cases, loose_difference, matches
+from .checking import check_cases
+from .compare import loose_difference, matches
+
+__all__ = ["check_rope", "check_half_split", "check_wavelengths"]
 
 
 def check_rope(fn: Callable) -> None:

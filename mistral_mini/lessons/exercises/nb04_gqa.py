@@ -8,7 +8,11 @@ import torch
 
 from ...attention import repeat_kv
 from ...config import ModelArgs
-from .compare import MODELS, check_cases, matches, number_difference
+from .checking import check_cases
+from .compare import matches, number_difference
+from .models import MODELS
+
+__all__ = ["check_repeat_kv", "check_kv_bytes_per_token", "check_kv_head_of"]
 
 
 def check_repeat_kv(fn: Callable) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...receptive_field import reach, receptive_field_mask
-from .compare import check_cases, matches, number_difference
+from .checking import check_cases
+from .compare import matches, number_difference
+
+__all__ = ["check_reach", "check_receptive_field", "check_layers_needed"]
 
 
 def check_reach(fn: Callable) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...cache import slot_of, slot_positions_after
-from .compare import MODELS, check_cases, int_difference, plan_for, small_args, value_difference
+from .checking import check_cases
+from .compare import int_difference, value_difference
+from .models import MODELS, plan_for, small_args
+
+__all__ = ["check_slot_and_evicted", "check_kv_cache_bytes", "check_slot_positions"]
 
 
 def _evicted(position: int, window: int) -> int | None:

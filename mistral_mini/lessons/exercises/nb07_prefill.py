@@ -13,7 +13,11 @@ import torch
 from ...cache import chunk_key_positions
 from ...masks import sliding_window_mask
 from ...transformer import Transformer
-from .compare import check_cases, matches, small_args, value_difference
+from .checking import check_cases
+from .compare import matches, value_difference
+from .models import small_args
+
+__all__ = ["check_chunk_bounds", "check_chunk_mask", "check_chunked_logits"]
 
 
 def check_chunk_bounds(fn: Callable[[int, int], list[tuple[int, int]]]) -> None:

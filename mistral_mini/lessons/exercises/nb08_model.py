@@ -9,7 +9,11 @@ import torch
 from ...feed_forward import FeedForward
 from ...hf import mistral_name_to_hf
 from ...transformer import Transformer
-from .compare import MODELS, check_cases, int_difference, parameter_count, small_args, value_difference
+from .checking import check_cases
+from .compare import int_difference, value_difference
+from .models import MODELS, parameter_count, small_args
+
+__all__ = ["check_swiglu", "check_parameter_count", "check_hf_name"]
 
 
 def check_swiglu(fn: Callable) -> None:

@@ -7,7 +7,10 @@ from collections.abc import Callable
 import torch
 
 from ...generation import top_p_filter
-from .compare import check_cases, matches, value_difference
+from .checking import check_cases
+from .compare import matches, value_difference
+
+__all__ = ["check_temperature", "check_top_p", "check_chat_ids"]
 
 
 def check_temperature(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:

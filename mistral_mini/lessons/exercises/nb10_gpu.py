@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .compare import MODELS, check_cases, int_difference, plan_for
+from .checking import check_cases
+from .compare import int_difference
+from .models import MODELS, plan_for
+
+__all__ = ["check_weight_bytes", "check_max_sequences"]
 
 
 def check_weight_bytes(fn: Callable) -> None:

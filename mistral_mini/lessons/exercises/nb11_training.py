@@ -11,7 +11,10 @@ from collections.abc import Callable
 import torch
 
 from ...train import IGNORE
-from .compare import check_cases, int_difference, matches, number_difference, tensor_difference
+from .checking import check_cases
+from .compare import int_difference, matches, number_difference, tensor_difference
+
+__all__ = ["check_copy_batch", "check_accuracy", "check_hop_chains"]
 
 
 def _tokens(batch: int, length: int, seed: int) -> torch.Tensor:
