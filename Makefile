@@ -2,12 +2,13 @@
 #   make lab    open the notebook series in JupyterLab
 #   make test   run every test: unit tests, ruff, and each notebook under nbval
 # Each first creates or updates .venv from requirements.txt.
+# For teachers: make student   writes student/, the notebooks with every solution stubbed (see README)
 
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test notebooks venv clean
+.PHONY: lab test notebooks student venv clean
 
 venv: $(STAMP)
 
@@ -31,6 +32,10 @@ test: $(STAMP)
 # After changing a notebook (or code whose output it shows): re-run every notebook and save it tidy.
 notebooks: $(STAMP)
 	$(VENV)/bin/python tools/refresh_notebooks.py
+
+# The student version, for teachers: never overwrites a notebook already in student/ (it may hold a student's work).
+student: $(STAMP)
+	$(VENV)/bin/python -m mistral_mini.lessons.classroom student notebooks/ student/
 
 clean:
 	rm -rf $(VENV)

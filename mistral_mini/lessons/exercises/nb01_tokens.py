@@ -1,68 +1,176 @@
-"""Checks of notebook 01 (tokens, embeddings, RMSNorm)."""
+"""Checks of notebook 01 (tokens, embeddings, RMSNorm): RMSNorm on another layout, the embedding table's
+gradient, decoding byte-fallback pieces."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ...norm import RMSNorm
+from ...tokenizer import Tokenizer
 from .checking import check_cases
-from .compare import matches, value_difference
+from .compare import value_difference
 
-__all__ = ["check_rms_norm", "check_embedding_lookup", "check_byte_pieces"]
+__all__ = ["check_rms_norm_channels_first", "check_table_gradient", "check_decode_pieces"]
 
 
-def check_rms_norm(fn: Callable) -> None:
-    """``fn(x, weight, eps) -> Tensor``: RMSNorm over the last dimension, equal to ``norm.RMSNorm``."""
+# ---------------------------------------------------------------------------------------------------------
+# RMSNorm with the features on axis 1: x [B, dim, T]
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _norm(x, weight, eps, axes=(1,), centre=False, eps_outside=False, gain=True):
+    """RMSNorm of x [B, dim, T] over ``axes``, with the switches the classic mistakes flip."""
+    if centre:
+        x = x - x.mean(axes, keepdim=True)
+    mean_square = x.pow(2).mean(axes, keepdim=True)  # [B, 1, T] for axes (1,)
+    y = x / (mean_square.sqrt() + eps) if eps_outside else x / torch.sqrt(mean_square + eps)
+    return y * weight[:, None] if gain else y  # weight [dim, 1] broadcasts along the tokens
+
+
+RMS_MISTAKES = [
+    ("you subtracted the mean: that is LayerNorm. RMSNorm only divides by the root mean square, so a shift "
+     "of every feature survives it.", lambda x, w, eps: _norm(x, w, eps, centre=True)),
+    ("eps sits outside the square root: it is added to the mean of the squares, before the root.",
+     lambda x, w, eps: _norm(x, w, eps, eps_outside=True)),
+    ("the gain `weight` is missing: multiply each feature by its weight at the end.",
+     lambda x, w, eps: _norm(x, w, eps, gain=False)),
+    ("the statistic was taken over the last axis, the tokens: here one token's features are x[b, :, t], "
+     "along axis 1.", lambda x, w, eps: _norm(x, w, eps, axes=(2,))),
+    ("one statistic for the whole sequence (features and tokens): RMSNorm normalizes each token on its own.",
+     lambda x, w, eps: _norm(x, w, eps, axes=(1, 2))),
+]
+
+
+def check_rms_norm_channels_first(fn: Callable) -> None:
+    """``fn(x, weight, eps) -> Tensor``: RMSNorm of each token of x [B, dim, T] (features on axis 1)."""
     g = torch.Generator().manual_seed(1)
     cases = []
-    for label, x in [("x of shape (2, 5, 16)", torch.randn(2, 5, 16, generator=g)),
-                     ("x with a large mean, shape (3, 8)", torch.randn(3, 8, generator=g) + 10.0),
-                     ("tiny x, where eps matters, shape (4, 6)", torch.randn(4, 6, generator=g) * 1e-3)]:
-        norm = RMSNorm(x.shape[-1], eps=1e-5)
+    for label, x, eps in [
+        ("x of shape (2, 16, 5)", torch.randn(2, 16, 5, generator=g), 1e-5),
+        ("x with a large mean, shape (3, 8, 4)", torch.randn(3, 8, 4, generator=g) + 10.0, 1e-5),
+        ("small x (RMS 0.05) with eps = 1e-3, where eps matters, shape (2, 12, 6)",
+         torch.randn(2, 12, 6, generator=g) * 0.05, 1e-3),
+    ]:
+        norm = RMSNorm(x.shape[1], eps=eps)
         with torch.no_grad():
-            norm.weight.copy_(torch.rand(x.shape[-1], generator=g) + 0.5)
-            expected = norm(x)
-        cases.append((label, (x, norm.weight.detach().clone(), 1e-5), expected))
-
-    def diagnose(args, got):
-        x, weight, eps = args
-        centred = x - x.mean(-1, keepdim=True)
-        if matches(got, centred * torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps) * weight):
-            return "you subtracted the mean: that is LayerNorm. RMSNorm only divides by the root mean square."
-        if matches(got, x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)):
-            return "almost: multiply by weight at the end."
-        if matches(got, x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * weight):
-            return "eps goes inside the square root: sqrt(mean(x**2) + eps)."
-        return None
-
-    check_cases("rms_norm(x, weight, eps)", fn, cases, diagnose=diagnose,
-                hint="y = x / sqrt(mean(x**2 over the last dim, keepdim=True) + eps) * weight.")
+            norm.weight.copy_(torch.rand(x.shape[1], generator=g) + 0.5)
+            expected = norm(x.transpose(1, 2)).transpose(1, 2)  # [B, T, dim] for the package, back to [B, dim, T]
+        cases.append((f"{label}, eps={eps:g}", (x, norm.weight.detach().clone(), eps), expected))
+    check_cases("rms_norm_channels_first(x, weight, eps)", fn, cases, mistakes=RMS_MISTAKES,
+                hint="print the shapes: the statistic is one number per (sequence, token), and the gain one "
+                     "number per feature; both must broadcast against x [B, dim, T] along the right axis.")
 
 
-def check_embedding_lookup(fn: Callable) -> None:
-    """``fn(ids, weight) -> Tensor``: the rows of ``weight`` [V, dim] picked by ``ids``, computed any way."""
+# ---------------------------------------------------------------------------------------------------------
+# the embedding table's gradient
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _table_gradient(ids, grad, V):
+    """Autograd's gradient of sum(embedding(ids) * grad) with respect to the table [V, dim]."""
+    table = torch.zeros(V, grad.shape[-1], requires_grad=True)
+    (F.embedding(ids, table) * grad).sum().backward()
+    return table.grad
+
+
+def _assigned(ids, grad, V):
+    table = torch.zeros(V, grad.shape[-1])
+    table[ids.flatten()] = grad.flatten(0, -2)  # repeated ids: one write wins, the others are lost
+    return table
+
+
+def _averaged(ids, grad, V):
+    counts = torch.bincount(ids.flatten(), minlength=V).clamp(min=1)  # [V]
+    return _table_gradient(ids, grad, V) / counts[:, None]
+
+
+GRADIENT_MISTAKES = [
+    ("a repeated id keeps only one of its gradients: a row used n times receives the sum of all n.",
+     _assigned),
+    ("repeated ids are averaged: the loss adds up every use of the row, so their gradients add up too.",
+     _averaged),
+    ("rows and columns swapped: the gradient has the table's shape, [V, dim].",
+     lambda ids, grad, V: _table_gradient(ids, grad, V).T),
+    ("one gradient per sequence: the batch's sequences share one table, so their gradients are added.",
+     lambda ids, grad, V: torch.stack([_table_gradient(i, gr, V) for i, gr in zip(ids, grad, strict=True)])
+     if ids.dim() == 2 else _table_gradient(ids, grad, V)),
+]
+
+AUTOGRAD = ["torch.Tensor.backward", "torch.autograd.backward", "torch.autograd.grad"]
+
+
+def check_table_gradient(fn: Callable) -> None:
+    """``fn(ids, grad, vocab_size) -> Tensor [V, dim]``: dLoss/dTable, given grad = dLoss/d(looked-up rows)."""
     g = torch.Generator().manual_seed(2)
-    weight = torch.randn(11, 4, generator=g)
-    cases = [("ids [3, 0, 10]", (torch.tensor([3, 0, 10]), weight), weight[[3, 0, 10]]),
-             ("a batch of ids, shape (2, 4)", (torch.tensor([[1, 1, 2, 9], [0, 5, 5, 7]]), weight),
-              weight[torch.tensor([[1, 1, 2, 9], [0, 5, 5, 7]])])]
-    check_cases("embedding_lookup(ids, weight)", fn, cases,
-                hint="F.one_hot(ids, num_classes=weight.shape[0]) gives [..., V] rows of 0 and 1; "
-                     "turn them to float and matmul with weight [V, dim].")
+    cases = []
+    for label, ids, V in [("ids [3, 1, 3, 0, 3], V=6", torch.tensor([3, 1, 3, 0, 3]), 6),
+                          ("a batch of ids, shape (2, 4), V=7", torch.tensor([[1, 1, 2, 6], [0, 6, 2, 6]]), 7),
+                          ("ids [4, 0, 2] (no repeats), V=5", torch.tensor([4, 0, 2]), 5)]:
+        grad = torch.randn(*ids.shape, 3, generator=g)  # [..., dim]
+        cases.append((f"{label}, dim=3", (ids, grad, V), _table_gradient(ids, grad, V)))
+    check_cases("table_gradient(ids, grad, vocab_size)", fn, cases, mistakes=GRADIENT_MISTAKES, forbidden=AUTOGRAD,
+                hint="write the lookup as one_hot(ids) @ table, as above: for out = A @ table, how does a "
+                     "change in one entry of the table reach the outputs? Try it by hand on ids [0, 0] and V = 2.")
 
 
-def check_byte_pieces(fn: Callable) -> None:
-    """``fn(char) -> list[str]``: the byte-fallback pieces of one character, e.g. ['<0xF0>', '<0x9F>', ...]."""
-    chars = ["🦜", "é", "A", "漢"]
-    cases = [(f"{c!r}", (c,), [f"<0x{b:02X}>" for b in c.encode("utf-8")]) for c in chars]
+# ---------------------------------------------------------------------------------------------------------
+# decoding pieces back to text
+# ---------------------------------------------------------------------------------------------------------
 
-    def diagnose(args, got):
-        (char,) = args
-        if isinstance(got, list) and got == [f"<0x{b:02x}>" for b in char.encode("utf-8")]:
-            return "the hex digits are upper case in SentencePiece's byte pieces: f'<0x{b:02X}>'."
-        return None
 
-    check_cases("byte_pieces(char)", fn, cases, compare=value_difference, diagnose=diagnose,
-                hint="char.encode('utf-8') gives the bytes; each byte b becomes the piece f'<0x{b:02X}>'.")
+def _byte(piece: str) -> int | None:
+    """``'<0xF0>'`` -> 240; None for any other piece."""
+    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        return int(piece[3:5], 16)
+    return None
+
+
+def _decode(pieces, per_byte=False, keep_bytes=False, space=True, lead="one"):
+    """Pieces -> text, with the switches the classic mistakes flip."""
+    out, pending = [], []  # pending: the bytes of a run of byte pieces, decoded together
+
+    def flush():
+        out.append("".join(map(chr, pending)) if per_byte else bytes(pending).decode("utf-8", "replace"))
+        pending.clear()
+
+    for piece in pieces:
+        b = None if keep_bytes else _byte(piece)
+        if b is not None:
+            pending.append(b)
+            continue
+        flush()
+        out.append(piece.replace("▁", " ") if space else piece)
+    flush()
+    text = "".join(out)
+    if lead == "one":
+        return text.removeprefix(" ")
+    return text.lstrip(" ") if lead == "all" else text
+
+
+DECODE_MISTAKES = [
+    ("each byte piece was turned into a character of its own: a character without a piece is spread over "
+     "several byte pieces, whose bytes together are its UTF-8 encoding.",
+     lambda pieces: _decode(pieces, per_byte=True)),
+    ("the byte pieces are left as they are: each <0xNN> stands for one byte of UTF-8.",
+     lambda pieces: _decode(pieces, keep_bytes=True)),
+    ("the ▁ are still there: SentencePiece writes a space as ▁.", lambda pieces: _decode(pieces, space=False)),
+    ("the text starts with a space: the tokenizer added one ▁ in front of the text, and decoding drops it.",
+     lambda pieces: _decode(pieces, lead="none")),
+    ("all leading spaces removed: the tokenizer added exactly one ▁ in front; the text's own spaces stay.",
+     lambda pieces: _decode(pieces, lead="all")),
+]
+
+# Texts whose characters the notebook does not show, typical first; the last has no byte piece at all.
+TEXTS = ["Go 🐙 go!", "one line\nthen ♞ and 鰻", "ℵ₀ < 𝔸", "  indented, twice", "plain words"]
+
+
+def check_decode_pieces(fn: Callable) -> None:
+    """``fn(pieces) -> str``: the text that Mistral's tokenizer's pieces (no <s>) stand for, as tok.decode."""
+    tok = Tokenizer()
+    cases = [(repr(text), (tok.pieces(tok.encode(text, bos=False)),), text) for text in TEXTS]
+    check_cases("decode_pieces(pieces)", fn, cases, compare=value_difference, mistakes=DECODE_MISTAKES,
+                hint="print the pieces of one case, e.g. tok.pieces(tok.encode('Go 🐙 go!', bos=False)), and "
+                     "undo each of the tokenizer's steps shown above, in reverse order.")
