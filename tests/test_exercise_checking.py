@@ -10,7 +10,7 @@ from helpers import verdict
 
 from mistral_mini.lessons import exercises
 from mistral_mini.lessons.exercises.checking import ExerciseFailed, ExerciseNotDone, check_cases, forbid
-from mistral_mini.lessons.exercises.compare import describe, number_difference
+from mistral_mini.lessons.exercises.compare import describe, int_difference, number_difference
 
 CASES = [(f"x={x}", (x,), x * x) for x in (3, 5, 2)]  # at x = 2 doubling is right: a mistake may match
 MISTAKES = [("you doubled instead of squaring.", lambda x: 2 * x), ("you cubed.", lambda x: x**3)]
@@ -133,3 +133,10 @@ def test_value_difference():
     assert "expected a list or tuple" in exercises.value_difference(7, [7])
     message = exercises.value_difference(list(range(20)), list(range(19)) + [99])
     assert message.startswith("first wrong position [19]: got 19, expected 99") and ", ...]" in message
+
+
+def test_numbers_from_numpy_or_torch_count_as_numbers():
+    assert int_difference(np.int64(5), 5) is None and int_difference(torch.tensor(5), 5) is None
+    assert number_difference(np.float32(2.5), 2.5) is None
+    assert int_difference(np.int64(6), 5) == "got 6, expected 5 (off by +1)"
+    assert "expected a whole number" in int_difference(5.5, 5)

@@ -115,8 +115,11 @@ def value_difference(got, expected) -> str | None:
 
 
 def number_difference(got, expected: float, rel: float = 1e-9) -> str | None:
-    """None if the number ``got`` equals ``expected`` (to relative precision ``rel``), else a message."""
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
+    """None if the number ``got`` equals ``expected`` (to relative precision ``rel``), else a message.
+
+    One-element tensors and numpy numbers count as numbers: a right answer computed with either passes.
+    """
+    if (isinstance(got, torch.Tensor) and got.numel() == 1) or (hasattr(got, "item") and getattr(got, "size", 0) == 1):
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
         return f"expected one number, got {describe(got)}"
