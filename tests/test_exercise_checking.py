@@ -140,3 +140,15 @@ def test_numbers_from_numpy_or_torch_count_as_numbers():
     assert number_difference(np.float32(2.5), 2.5) is None
     assert int_difference(np.int64(6), 5) == "got 6, expected 5 (off by +1)"
     assert "expected a whole number" in int_difference(5.5, 5)
+
+
+def test_lists_are_copied_too(capsys):
+    def pops(items):
+        items.pop()
+        return len(items)
+
+    cases = [("three", ([1, 2, 3],), 2)]
+    check_cases("f(items)", pops, cases, hint="", compare=number_difference,
+                mistakes=[("never named", lambda items: len(items) - 5)])
+    assert cases[0][1][0] == [1, 2, 3]
+    capsys.readouterr()

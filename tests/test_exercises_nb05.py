@@ -80,9 +80,9 @@ def span(t, L, W):
 
 
 DEPENDS_ON_WRONG = [
-    ("the buggy version", buggy_depends_on, "both of its bugs are still there"),
+    ("the buggy version", buggy_depends_on, "that is what buggy_depends_on returns: both of its bugs"),
     ("window i - j <= W", lambda t, L, W: compose_field(t + 1, [W] * L, extra=1)[t].nonzero().flatten().tolist(),
-     "the paper's reading"),
+     "W positions back per layer: that is the paper's reading"),
     ("composed L + 1 times", lambda t, L, W: compose_field(t + 1, [W] * (L + 1))[t].nonzero().flatten().tolist(),
      "one layer too many"),
     ("composed L - 1 times", lambda t, L, W: depends_on_formula(t, max(L - 1, 0), W), "one layer too few"),
@@ -90,7 +90,7 @@ DEPENDS_ON_WRONG = [
     ("no clamp at 0", lambda t, L, W: list(range(t - L * (W - 1), t + 1)), "negative positions"),
     ("t left out", lambda t, L, W: depends_on_formula(t, L, W)[:-1], "output t itself is missing"),
     ("column t", lambda t, L, W: compose_field(t + L * W + 1, [W] * L)[:, t].nonzero().flatten().tolist(),
-     "column t of the field"),
+     "those are the outputs that input t reaches (column t of the field)"),
 ]
 
 
@@ -107,12 +107,13 @@ def test_the_span_is_not_called_the_papers_figure(capsys):
 
 
 MIXED_WRONG = [
-    ("W back per layer", lambda T, ws: compose_field(T, ws, extra=1), "the paper's reading"),
+    ("W back per layer", lambda T, ws: compose_field(T, ws, extra=1),
+     "W positions back per layer (the paper's reading"),
     ("largest window only", lambda T, ws: window(T, max(ws, default=1)), "only the largest window counts"),
     ("first window everywhere", lambda T, ws: compose_field(T, [ws[0]] * len(ws) if ws else []),
-     "the first layer's window"),
+     "every layer given the first layer's window"),
     ("last window everywhere", lambda T, ws: compose_field(T, [ws[-1]] * len(ws) if ws else []),
-     "the last layer's window"),
+     "every layer given the last layer's window"),
     ("starts from one layer", lambda T, ws: compose_field(T, ws, start=window(T, ws[0])) if ws else window(T, 1),
      "the first layer counted twice"),
     ("transposed", lambda T, ws: compose_field(T, ws).T, "rows and columns swapped"),
@@ -125,10 +126,11 @@ def test_mixed_receptive_field_names_the_mistake(wrong, says, capsys):
 
 
 LAYERS_WRONG = [
-    ("W per layer", lambda d, W: math.ceil(d / W), "the paper's reading"),
+    ("W per layer", lambda d, W: math.ceil(d / W), "W positions per layer: that is the paper's reading"),
     ("rounded down", lambda d, W: d // (W - 1), "rounded down"),
     ("always one more", lambda d, W: int(d / (W - 1)) + 1, "one layer added every time"),
-    ("a span of d tokens", lambda d, W: max(0, math.ceil((d - 1) / (W - 1))), "a span of `distance` tokens"),
+    ("a span of d tokens", lambda d, W: max(0, math.ceil((d - 1) / (W - 1))),
+     "you asked for a span of `distance` tokens"),
 ]
 
 

@@ -136,9 +136,20 @@ class _NotDone(Exception):
     pass
 
 
+def _copy(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value  # models, tokenizers, numbers: shared (a check passes no mutable state of its own in them)
+
+
 def _fresh(args: tuple) -> tuple:
-    """Clones of any tensors in ``args``, so the learner's in-place edits cannot change the next case."""
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+    """Copies of the tensors, lists and dicts in ``args``: the learner's in-place edits cannot leak into the
+    mistakes' answers or the next case."""
+    return tuple(_copy(a) for a in args)
 
 
 def run_learner(fn: Callable, args: tuple, forbidden: Sequence[str] = ()) -> tuple[object, str | None]:

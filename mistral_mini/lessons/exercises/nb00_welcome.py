@@ -15,8 +15,8 @@ from .models import MODELS, parameter_count, small_args
 
 __all__ = ["check_block_parameters", "check_memory_needed"]
 
-# The counting configurations, typical first. "Wide heads" has n_heads * head_dim = 96 != dim = 64 (as in
-# some later Mistral models), so that confusing the two shows; the MHA model (n_kv_heads = n_heads), where
+# The counting configurations, typical first. "Wide heads" has n_heads * head_dim = 96 != dim = 64 (nothing
+# forces them to be equal), so that confusing the two shows; the MHA model (n_kv_heads = n_heads), where
 # counting wk and wv with n_heads gives the right answer, comes last.
 CONFIGS = {
     "Mistral 7B": MODELS["Mistral 7B"],

@@ -51,7 +51,7 @@ def check_rms_norm_channels_first(fn: Callable) -> None:
     for label, x, eps in [
         ("x of shape (2, 16, 5)", torch.randn(2, 16, 5, generator=g), 1e-5),
         ("x with a large mean, shape (3, 8, 4)", torch.randn(3, 8, 4, generator=g) + 10.0, 1e-5),
-        ("small x (RMS 0.05) with eps = 1e-3, where eps matters, shape (2, 12, 6)",
+        ("small x (RMS 0.05), where eps matters, shape (2, 12, 6)",
          torch.randn(2, 12, 6, generator=g) * 0.05, 1e-3),
     ]:
         norm = RMSNorm(x.shape[1], eps=eps)
@@ -150,18 +150,25 @@ def _decode(pieces, per_byte=False, keep_bytes=False, space=True, lead="one"):
     return text.lstrip(" ") if lead == "all" else text
 
 
+KEPT_SPACES = "the ▁ are still there: SentencePiece writes a space as ▁."
 DECODE_MISTAKES = [
     ("each byte piece was turned into a character of its own: a character without a piece is spread over "
      "several byte pieces, whose bytes together are its UTF-8 encoding.",
      lambda pieces: _decode(pieces, per_byte=True)),
     ("the byte pieces are left as they are: each <0xNN> stands for one byte of UTF-8.",
      lambda pieces: _decode(pieces, keep_bytes=True)),
-    ("the ▁ are still there: SentencePiece writes a space as ▁.", lambda pieces: _decode(pieces, space=False)),
+    (KEPT_SPACES, lambda pieces: _decode(pieces, space=False)),
+    (KEPT_SPACES, lambda pieces: _decode(pieces, space=False).removeprefix("▁")),  # the leading one dropped
     ("the text starts with a space: the tokenizer added one ▁ in front of the text, and decoding drops it.",
      lambda pieces: _decode(pieces, lead="none")),
     ("all leading spaces removed: the tokenizer added exactly one ▁ in front; the text's own spaces stay.",
      lambda pieces: _decode(pieces, lead="all")),
 ]
+
+# The exercise asks for the decoding written out: these raise while the learner's code runs.
+DECODERS = ["mistral_mini.tokenizer.Tokenizer.decode",
+            *(f"sentencepiece.SentencePieceProcessor.{name}" for name in
+              ("Decode", "DecodeIds", "DecodePieces", "decode", "decode_ids", "decode_pieces"))]
 
 # Texts whose characters the notebook does not show, typical first; the last has no byte piece at all.
 TEXTS = ["Go 🐙 go!", "one line\nthen ♞ and 鰻", "ℵ₀ < 𝔸", "  indented, twice", "plain words"]
@@ -172,5 +179,6 @@ def check_decode_pieces(fn: Callable) -> None:
     tok = Tokenizer()
     cases = [(repr(text), (tok.pieces(tok.encode(text, bos=False)),), text) for text in TEXTS]
     check_cases("decode_pieces(pieces)", fn, cases, compare=value_difference, mistakes=DECODE_MISTAKES,
-                hint="print the pieces of one case, e.g. tok.pieces(tok.encode('Go 🐙 go!', bos=False)), and "
+                forbidden=DECODERS,
+                hint="print the pieces of a text, e.g. tok.pieces(tok.encode('I love 🦜', bos=False)), and "
                      "undo each of the tokenizer's steps shown above, in reverse order.")

@@ -1,4 +1,5 @@
-"""Checks of notebook 06 (the rolling-buffer cache): slots and positions, masks over slots, rotated keys, bytes.
+"""Checks of notebook 06 (the rolling-buffer cache): slots and positions, masks over slots, rotated keys, bytes,
+and a buffer with attention sinks.
 
 The expected answers come from the rules in ``mistral_mini.cache`` (``slot_of``, ``slot_positions_after``),
 ``masks`` and ``rope``, the same functions the model and the figures use. The mistakes they name are the
@@ -14,15 +15,15 @@ from collections.abc import Callable
 
 import torch
 
-from ...cache import slot_of, slot_positions_after
+from ...cache import RollingBufferCache, slot_of, slot_positions_after
 from ...masks import sliding_window_mask
 from ...rope import apply_rope, rope_angles
 from .checking import check_cases
 from .compare import int_difference, loose_difference, tensor_difference, value_difference
-from .models import MODELS, plan_for, small_args
+from .models import MODELS, small_args
 
 __all__ = ["check_slot_and_evicted", "check_slot_positions", "check_slot_mask", "check_rotate_cached_keys",
-           "check_kv_cache_bytes"]
+           "check_kv_cache_bytes", "check_sink_slot"]
 
 
 def _evicted(position: int, window: int) -> int | None:
@@ -166,7 +167,8 @@ ROTATE_MISTAKES = [
     ("every key rotated by the newest position (the query's): each key must carry its own position, so "
      "that q . k depends on the offset between the two.",
      lambda k, s, theta: _rotate(k, s.max().expand(len(s)), theta)),
-    ("the keys are not rotated at all: then q . k would not depend on how far back the key is.",
+    ("the keys are not rotated at all: then q . k would depend on the query's position alone, not on how far "
+     "back the key is.",
      lambda k, s, theta: k.clone()),
     ("rotated the wrong way: by minus the position.", lambda k, s, theta: _rotate(k, -s, theta)),
 ]
@@ -207,8 +209,13 @@ KV_BYTES_MISTAKES = [
 ]
 
 
+_DTYPES = {2: torch.bfloat16, 4: torch.float32}
+
+
 def _kv_bytes(args, slots: int, itemsize: int) -> int:
-    return plan_for(args, itemsize).cache_bytes * slots // args.sliding_window
+    """Bytes of a cache of ``slots`` positions: the package's rolling buffer (W slots, on meta) scaled."""
+    rolling = RollingBufferCache(args, device="meta", dtype=_DTYPES[itemsize]).nbytes
+    return rolling * slots // args.sliding_window
 
 
 def check_kv_cache_bytes(fn: Callable) -> None:
@@ -232,3 +239,31 @@ def check_kv_cache_bytes(fn: Callable) -> None:
                 mistakes=KV_BYTES_MISTAKES,
                 hint="count the numbers one token leaves in the cache across the whole model, then how many "
                      "tokens' worth each kind of cache holds, then the bytes.")
+
+
+def _sink_slot(p: int, S: int, n_slots: int) -> int:
+    return p if p < S else S + (p - S) % (n_slots - S)
+
+
+SINK_MISTAKES = [
+    ("the rolling slots count from position 0: the first position that rolls is n_sinks, and it belongs in "
+     "the first rolling slot.", lambda p, S, n: p if p < S else S + p % (n - S)),
+    ("the sinks get overwritten: that is the plain rolling buffer, where every slot rolls.",
+     lambda p, S, n: p % n),
+    ("the rolling part wraps after n_slots positions, not after the n_slots - n_sinks slots it has: past "
+     "the last slot.", lambda p, S, n: p if p < S else S + (p - S) % n),
+    ("the rolling part lands on the sinks' slots: it starts after them.",
+     lambda p, S, n: p if p < S else (p - S) % (n - S)),
+    ("the sinks are the first n_sinks positions: they keep slots 0 .. n_sinks - 1 for good.",
+     lambda p, S, n: S + (p - S) % (n - S)),
+]
+
+
+def check_sink_slot(fn: Callable[[int, int, int], int]) -> None:
+    """``fn(position, n_sinks, n_slots)`` -> the slot of a buffer whose first n_sinks slots never roll."""
+    cases = [(f"position={p}, n_sinks={S}, n_slots={n}", (p, S, n), _sink_slot(p, S, n))
+             for p, S, n in [(25, 4, 12), (13, 4, 12), (12, 4, 12), (11, 4, 12), (100, 2, 7), (6, 2, 7), (2, 4, 12),
+                             (0, 4, 12), (9, 0, 4), (9, 3, 4)]]  # rolling first; sinks, no sink, one rolling slot last
+    check_cases("sink_slot(position, n_sinks, n_slots)", fn, cases, compare=int_difference, mistakes=SINK_MISTAKES,
+                hint="number the rolling slots 0, 1, 2, ... and the positions that roll 0, 1, 2, ... as well; "
+                     "then it is the rolling buffer of step 1 again, shifted.")
