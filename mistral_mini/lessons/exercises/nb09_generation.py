@@ -92,7 +92,8 @@ TOP_P_MISTAKES = [
      "to p is not needed (try p = 0.75 on [0.5, 0.25, 0.1875, 0.0625] by hand).",
      lambda pr, p: _nucleus(pr, p, lambda s, p: _mass_before(s) <= p)),
     ("one token too few: you stop *before* the token that carries the total past p; the nucleus is the "
-     "smallest set that reaches p, so that token belongs to it.", lambda pr, p: _nucleus(pr, p, lambda s, p: s.cumsum(-1) <= p)),
+     "smallest set that reaches p, so that token belongs to it.",
+     lambda pr, p: _nucleus(pr, p, lambda s, p: s.cumsum(-1) <= p)),
     ("nothing was removed: every token outside the nucleus must get probability 0.", lambda pr, p: pr.clone()),
     ("the kept probabilities are not renormalized: they must add up to 1 again.",
      lambda pr, p: _nucleus(pr, p, lambda s, p: _mass_before(s) < p, renormalize=lambda x: x)),
@@ -141,7 +142,8 @@ MIN_P_MISTAKES = [
     ("the likeliest token of the whole batch set every row's threshold: each row has its own top token.",
      lambda pr, p: _min_p(pr, p, top=lambda pr: pr.max())),
     ("that is the tokens' *share* of the top probability, not the filtered distribution: zero the tokens "
-     "under the threshold and renormalize the rest.", lambda pr, p: _min_p(pr, p, renormalize=lambda x: x / x.amax(-1, keepdim=True))),
+     "under the threshold and renormalize the rest.",
+     lambda pr, p: _min_p(pr, p, renormalize=lambda x: x / x.amax(-1, keepdim=True))),
 ]
 
 
@@ -170,7 +172,7 @@ def _chat(tok, system: str | None, messages: list[dict], *, bos: str = "once", e
           ) -> list[int]:
     """The v1 template with a system prompt, and the switches that the classic mistakes flip."""
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
-    ids = [tok.bos_id] if bos == "once" else []
+    ids = [tok.bos_id] if bos in ("once", "again") else []
     if system and system_at == "separate":
         ids += tok.encode(system, bos=False)
     if system and system_at == "own turn":
@@ -185,7 +187,7 @@ def _chat(tok, system: str | None, messages: list[dict], *, bos: str = "once", e
             content = system + sep + content
         if system and system_at == "after" and i == users[0]:
             content = content + sep + system
-        ids += [tok.bos_id] if bos == "every turn" else []
+        ids += [tok.bos_id] if bos in ("every turn", "again") else []
         ids += tok.encode(inst.format(content), bos=False)
     return ids
 
@@ -194,6 +196,8 @@ CHAT_MISTAKES = [
     ("BOS (tok.bos_id) is missing: the ids start with exactly one BOS.", dict(bos="none")),
     ("BOS before every user turn: tok.encode adds one unless bos=False, and the template has a single BOS "
      "at the very start.", dict(bos="every turn")),
+    ("BOS again before every user turn: tok.encode adds one unless bos=False, and the template has a single "
+     "BOS at the very start.", dict(bos="again")),
     ("EOS (tok.eos_id) is missing after an assistant turn: each answer ends with it.", dict(eos="none")),
     ("'</s>' written as text is three ordinary pieces ('</', 's', '>'), not the EOS token: end each answer "
      "with the id tok.eos_id.", dict(eos="text")),
@@ -244,7 +248,8 @@ def _ids_difference(tok) -> Callable[[object, list[int]], str | None]:
         got = [int(i) for i in got]
         if got == expected:
             return None
-        at = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
+        shorter = min(len(got), len(expected))
+        at = next((i for i in range(shorter) if got[i] != expected[i]), shorter)
         return (f"{len(got)} ids, expected {len(expected)}; the first difference is at index {at}, marked « »:\n"
                 f"got      {_around(tok, got, at)}\nexpected {_around(tok, expected, at)}")
 
