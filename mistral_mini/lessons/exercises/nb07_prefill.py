@@ -94,32 +94,40 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
     return attention_reference(q[None, None], k[None, None], v[None, None], mask)[0, 0]
 
 
+def _write(buffer: tuple[torch.Tensor, torch.Tensor, torch.Tensor], k: torch.Tensor, v: torch.Tensor,
+           positions: torch.Tensor) -> None:
+    """Write the keys and values of ``positions`` into their slots, p % W; the buffer is (keys, values, positions)."""
+    slot_k, slot_v, slot_pos = buffer
+    slots = positions % len(slot_pos)
+    slot_k[slots], slot_v[slots], slot_pos[slots] = k[positions], v[positions], positions
+
+
 def _prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, chunk_size: int,
              write_first: bool = False, buffer: bool = True, chunk: bool = True, rule: str = "window"
              ) -> torch.Tensor:
     """Chunk by chunk through a buffer of W slots, with the switches that the usual mistakes flip."""
     T, D = q.shape
-    slot_k, slot_v = torch.zeros(window, D), torch.zeros(window, D)  # [W, D]
-    slot_pos = torch.full((window,), -1)  # [W], -1: empty
+    slots = (torch.zeros(window, D), torch.zeros(window, D), torch.full((window,), -1))  # [W, D], [W, D], [W]
     outputs = []
     for start in range(0, T, chunk_size):
         end = min(start + chunk_size, T)
         pos = torch.arange(start, end)  # [C]
         last = pos[-window:]  # a chunk longer than W leaves only its last W tokens in the buffer
-
-        def write():
-            slot_k[last % window], slot_v[last % window], slot_pos[last % window] = k[last], v[last], last
-
         if write_first:
-            write()
-        parts = [(slot_k, slot_v, slot_pos)] * buffer + [(k[start:end], v[start:end], pos)] * chunk
+            _write(slots, k, v, last)
+        parts = []  # (keys, values, their positions) to attend to
+        if buffer:
+            parts.append(slots)
+        if chunk:
+            parts.append((k[start:end], v[start:end], pos))
         keys, values, k_pos = (torch.cat(x) for x in zip(*parts, strict=True))  # [Tk, D], [Tk, D], [Tk]
+        q_pos = pos
         if rule == "indices":  # list indices stand in for positions: the chunk is the list's tail
-            pos, k_pos = torch.arange(len(k_pos) - len(pos), len(k_pos)), torch.arange(len(k_pos))
-        mask = causal_mask(pos, k_pos) if rule == "causal" else sliding_window_mask(pos, k_pos, window)
+            q_pos, k_pos = torch.arange(len(k_pos) - len(pos), len(k_pos)), torch.arange(len(k_pos))
+        mask = causal_mask(q_pos, k_pos) if rule == "causal" else sliding_window_mask(q_pos, k_pos, window)
         outputs.append(_attention(q[start:end], keys, values, mask))
         if not write_first:
-            write()
+            _write(slots, k, v, last)
     return torch.cat(outputs)  # [T, D]
 
 
@@ -185,8 +193,10 @@ def _logged(fn: Callable) -> Callable:
 def _calls(calls: list) -> str:
     if not calls:
         return "the model was never called"
-    if any(p is None for _n, p in calls):
-        return f"{len(calls)} call(s) of {[n for n, _p in calls]} tokens, at least one without a cache"
+    without = sum(p is None for _n, p in calls)
+    if without:
+        which = "without a cache" if without == len(calls) else f"{without} of them without a cache"
+        return f"{len(calls)} call(s), of {[n for n, _p in calls]} tokens, {which}"
     return f"chunks of {[n for n, _p in calls]} tokens, at positions {[p for _n, p in calls]}"
 
 
@@ -198,31 +208,28 @@ def _logits_and_calls(got: tuple, expected: tuple) -> str | None:
     return "\n".join(problems) if problems else None
 
 
-def _pieces(model, tokens, sizes, cache=lambda m: None, each_new=False, last_only=False):
-    c = cache(model)
+def _pieces(model, tokens, sizes, cache: str = "one", last_only: bool = False) -> torch.Tensor:
+    """The pieces through the model with ``cache`` "one" (right), "each" (a new one per piece) or "none"."""
+    shared = RollingBufferCache(model.args) if cache == "one" else None
     out, start = [], 0
     for n in sizes:
-        c = cache(model) if each_new else c
+        c = RollingBufferCache(model.args) if cache == "each" else shared
         out.append(model(tokens[None, start:start + n], cache=c, last_only=last_only)[0])  # [n or 1, V]
         start += n
     return torch.cat(out)
-
-
-def _one_cache(m):
-    return RollingBufferCache(m.args)
 
 
 UNEVEN_MISTAKES = [(says, _logged(wrong)) for says, wrong in [
     ("one pass over the whole prompt: the logits are right, but the exercise is to feed the pieces as they "
      "come, in these sizes.", lambda m, t, s: m(t[None])[0]),
     ("a new cache for every piece: each piece starts again at position 0 and forgets the pieces before it.",
-     lambda m, t, s: _pieces(m, t, s, _one_cache, each_new=True)),
+     lambda m, t, s: _pieces(m, t, s, cache="each")),
     ("no cache: each piece runs alone at positions 0.., without the pieces before it.",
-     lambda m, t, s: _pieces(m, t, s)),
+     lambda m, t, s: _pieces(m, t, s, cache="none")),
     ("every piece was cut to the first size: the sizes differ from piece to piece.",
-     lambda m, t, s: _pieces(m, t, [min(s[0], len(t) - i) for i in range(0, len(t), s[0])], _one_cache)),
+     lambda m, t, s: _pieces(m, t, [min(s[0], len(t) - i) for i in range(0, len(t), s[0])])),
     ("only the last position of each piece (last_only=True): the exercise asks for every position's logits.",
-     lambda m, t, s: _pieces(m, t, s, _one_cache, last_only=True)),
+     lambda m, t, s: _pieces(m, t, s, last_only=True)),
 ]]
 
 
@@ -230,18 +237,20 @@ def check_uneven_chunks(fn: Callable) -> None:
     """``fn(model, tokens, sizes)`` -> logits [T, V] of every position, the prompt fed through one cache in
     pieces of ``sizes`` tokens (they add up to T); they must equal one full pass."""
     args = small_args(sliding_window=6)
-    torch.manual_seed(0)
-    model = _LoggedTransformer(args).eval()
+    with torch.random.fork_rng(devices=[]):  # seeded here without moving the notebook's own random state
+        torch.manual_seed(0)
+        model = _LoggedTransformer(args).eval()
+    model.calls = []
     tokens = torch.randint(0, args.vocab_size, (23,), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         full = model(tokens[None])[0]  # [T, V]
         cases = []
         # Typical first: pieces shorter and longer than the window, one of a single token; then equal pieces
         # and the whole prompt at once, where cutting every piece to the first size is right.
-        for sizes in ([3, 9, 1, 10], [10, 1, 9, 3], [2, 7, 7, 7], [6, 6, 6, 5], [23]):
-            starts = [sum(sizes[:i]) for i in range(len(sizes))]
-            cases.append((f"sizes {sizes}, window 6", (model, tokens, sizes), (full, list(zip(sizes, starts)))))
-        check_cases("uneven_chunks(model, tokens, sizes)", _logged(fn), cases, compare=_logits_and_calls,
-                    mistakes=UNEVEN_MISTAKES,
+        for sizes in ([3, 9, 1, 10], [10, 1, 9, 3], [6, 6, 6, 5], [23]):
+            calls = [(n, sum(sizes[:i])) for i, n in enumerate(sizes)]  # (tokens, position it continues at)
+            cases.append((f"sizes {sizes}, window 6", (model, tokens, sizes), (full, calls)))
+        check_cases("uneven_chunks(model, tokens, sizes)", _logged(fn) if callable(fn) else fn, cases,
+                    compare=_logits_and_calls, mistakes=UNEVEN_MISTAKES,
                     hint="the logits at a position depend on the tokens before it, within the window: whatever "
                          "one piece leaves behind, the next piece must find it.")
