@@ -43,15 +43,12 @@ def test_strip_solutions_rejects_unbalanced_markers():
 
 # A notebook small enough to run in a kernel in a few seconds: one exercise that passes in the teacher's
 # version, written against a real check of the package.
-WINDOW_SOLUTION = """import torch
-
-from mistral_mini.lessons import exercises
+LAYERS_SOLUTION = """from mistral_mini.lessons import exercises
 
 
-def my_window_mask(T, W):
+def my_layers_needed(distance, window):
     ### BEGIN SOLUTION
-    offset = torch.arange(T)[:, None] - torch.arange(T)[None, :]
-    return (offset >= 0) & (offset < W)
+    return -(-distance // (window - 1))
     ### END SOLUTION"""
 
 ALLOWED_PAIRS_SOLUTION = """def my_allowed_pairs(T, W):
@@ -69,9 +66,9 @@ def make_notebook(pairs_solution=ALLOWED_PAIRS_SOLUTION, tag=True):
     notebook = {
         "cells": [
             {"cell_type": "markdown", "metadata": {}, "source": ["# Title\n", "Some prose."]},
-            code(WINDOW_SOLUTION, count=3, metadata={"execution": {"x": 1}, "tags": ["t"]},
+            code(LAYERS_SOLUTION, count=3, metadata={"execution": {"x": 1}, "tags": ["t"]},
                  outputs=[{"output_type": "stream", "name": "stdout", "text": ["PASS\n"]}]),
-            code("exercises.check_window_mask(my_window_mask)"),
+            code("exercises.check_layers_needed(my_layers_needed)"),
             code("print('between the exercises')"),
             code(pairs_solution),
             code("exercises.check_allowed_pairs(my_allowed_pairs)"),
@@ -92,9 +89,9 @@ def test_exercise_cells_get_nbgrader_metadata():
     cells = make_notebook()["cells"]
     assert "nbgrader" not in cells[0]["metadata"] and "nbgrader" not in cells[3]["metadata"]
     solution, check = cells[1]["metadata"]["nbgrader"], cells[2]["metadata"]["nbgrader"]
-    assert solution == {"grade": False, "grade_id": "my_window_mask", "locked": False, "schema_version": 3,
+    assert solution == {"grade": False, "grade_id": "my_layers_needed", "locked": False, "schema_version": 3,
                         "solution": True, "task": False}
-    assert check == {"grade": True, "grade_id": "check_window_mask", "locked": True, "points": 1,
+    assert check == {"grade": True, "grade_id": "check_layers_needed", "locked": True, "points": 1,
                      "schema_version": 3, "solution": False, "task": False}
     assert cells[1]["metadata"]["tags"] == ["t"]  # other metadata is kept
 
@@ -102,7 +99,7 @@ def test_exercise_cells_get_nbgrader_metadata():
 def test_exercise_cells_are_refused_when_nbgrader_would_refuse_them():
     twice = make_notebook()
     twice["cells"].append(copy.deepcopy(twice["cells"][2]))
-    with pytest.raises(ValueError, match="share the grade id 'check_window_mask'"):
+    with pytest.raises(ValueError, match="share the grade id 'check_layers_needed'"):
         exercise_cells.tag_exercise_cells(twice)
     no_function = make_notebook(pairs_solution="### BEGIN SOLUTION\nx = 1\n### END SOLUTION", tag=False)
     with pytest.raises(ValueError, match="must define a function"):
@@ -146,11 +143,11 @@ def test_student_command_writes_stubbed_copies(tmp_path):
     cells = json.loads((out / "01_demo.ipynb").read_text())["cells"]
     solution = "".join(cells[1]["source"])
     assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in solution
-    assert "offset" not in solution and "def my_window_mask(T, W):" in solution
+    assert "-(-distance" not in solution and "def my_layers_needed(distance, window):" in solution
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in cells[1:])
     assert "execution" not in cells[1]["metadata"] and cells[1]["metadata"]["nbgrader"]["solution"]
     assert "".join(cells[0]["source"]) == "# Title\nSome prose."
-    assert "offset" in (src / "01_demo.ipynb").read_text()  # the teacher's notebook is untouched
+    assert "-(-distance" in (src / "01_demo.ipynb").read_text()  # the teacher's notebook is untouched
 
 
 def test_student_command_never_overwrites_a_students_work_unless_forced(tmp_path):
@@ -205,9 +202,9 @@ def test_grade_reports_pass_fail_and_not_done(tmp_path):
     assert result.returncode == 0, result.stderr
     grades = json.loads(result.stdout)
     assert [(g["notebook"], g["exercise"], g["status"]) for g in grades] == [
-        ("01_demo.ipynb", "window_mask", "pass"), ("01_demo.ipynb", "allowed_pairs", "fail"),
-        ("02_untouched.ipynb", "window_mask", "not done"), ("02_untouched.ipynb", "allowed_pairs", "not done")]
-    assert grades[0]["message"].startswith("PASS: window_mask")
+        ("01_demo.ipynb", "layers_needed", "pass"), ("01_demo.ipynb", "allowed_pairs", "fail"),
+        ("02_untouched.ipynb", "layers_needed", "not done"), ("02_untouched.ipynb", "allowed_pairs", "not done")]
+    assert grades[0]["message"].startswith("PASS: layers_needed")
     assert "mistake: every query counted with W keys" in grades[1]["message"]
     assert "not done yet" in grades[2]["message"]
     assert "raised" not in result.stderr  # no cell other than the checks failed
@@ -223,4 +220,4 @@ def test_grade_table_and_errors_outside_the_checks():
     assert "did not run" in graded.grades[1].message
     assert graded.other_errors == ["cell 3 (a cell that is not an exercise) raised KeyError: 'x'"]
     table = grading.format_table(graded.grades)
-    assert "01_demo.ipynb  window_mask    pass" in table and "2 exercises: 1 pass, 1 fail, 0 not done" in table
+    assert "01_demo.ipynb  layers_needed  pass" in table and "2 exercises: 1 pass, 1 fail, 0 not done" in table

@@ -152,3 +152,12 @@ def test_lists_are_copied_too(capsys):
                 mistakes=[("never named", lambda items: len(items) - 5)])
     assert cases[0][1][0] == [1, 2, 3]
     capsys.readouterr()
+
+
+def test_a_nan_matches_only_a_nan():
+    nan = float("nan")
+    assert exercises.tensor_difference(torch.tensor([nan, 1.0]), torch.tensor([nan, 1.0])) is None
+    assert "got a number where NaN was expected" in exercises.tensor_difference(
+        torch.tensor([0.0, 1.0]), torch.tensor([nan, 1.0]))
+    assert "got NaN, first at position [1]" in exercises.tensor_difference(
+        torch.tensor([nan, nan]), torch.tensor([nan, 1.0]))

@@ -45,7 +45,7 @@ def check_called(cell: dict) -> str | None:
 
 
 def exercise_name(check: str) -> str:
-    """The name a grade report gives an exercise: ``check_window_mask`` -> ``window_mask``."""
+    """The name a grade report gives an exercise: ``check_allowed_pairs`` -> ``allowed_pairs``."""
     return check.removeprefix("check_")
 
 

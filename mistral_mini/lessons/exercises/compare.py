@@ -60,10 +60,12 @@ def tensor_difference(got, expected: torch.Tensor, atol: float = 1e-5, rtol: flo
     if not got.dtype.is_floating_point:
         got = got.to(expected.dtype)
     got, expected = got.double(), expected.double()
-    if torch.isnan(got).any() and not torch.isnan(expected).any():
-        first = tuple(int(i) for i in torch.isnan(got).nonzero()[0])
-        return f"got NaN, first at position {_position(first)}"
-    diff = (got - expected).abs()
+    nan_differs = torch.isnan(got) != torch.isnan(expected)  # a NaN matches only a NaN
+    if nan_differs.any():
+        first = tuple(int(i) for i in nan_differs.nonzero()[0])
+        what = "got NaN" if torch.isnan(got[first]) else "got a number where NaN was expected"
+        return f"{what}, first at position {_position(first)}"
+    diff = (got - expected).nan_to_num(nan=0.0).abs()  # [same shape]; NaN positions agree by now
     wrong = diff > atol + rtol * expected.abs()
     if not wrong.any():
         return None

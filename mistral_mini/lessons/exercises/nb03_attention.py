@@ -16,7 +16,7 @@ from ...masks import sliding_window_mask
 from .checking import check_cases
 from .compare import int_difference
 
-__all__ = ["check_window_mask", "check_window_from_triangles", "check_attention", "check_allowed_pairs"]
+__all__ = ["check_window_from_triangles", "check_attention", "check_allowed_pairs"]
 
 
 def _window(T: int, W: int, transform=lambda offset, W: (offset >= 0) & (offset < W)) -> torch.Tensor:
@@ -43,14 +43,6 @@ WINDOW_MISTAKES = [
 WINDOW_SIZES = [(6, 3), (12, 4), (10, 1), (5, 8)]
 
 
-def check_window_mask(fn: Callable) -> None:
-    """``fn(T, W) -> bool Tensor [T, T]``: True where query i may see key j, ``0 <= i - j < W``."""
-    cases = [(f"T={T}, W={W}", (T, W), _window(T, W)) for T, W in WINDOW_SIZES]
-    check_cases("window_mask(T, W)", fn, cases, mistakes=WINDOW_MISTAKES,
-                hint="write the offset i - j for every (query, key) pair, then keep the offsets the "
-                     "definition above allows.")
-
-
 def check_window_from_triangles(fn: Callable) -> None:
     """``fn(T, W) -> bool Tensor [T, T]``: Mistral's window, built from ``tril`` and ``triu`` (no arange)."""
     cases = [(f"T={T}, W={W}", (T, W), _window(T, W)) for T, W in WINDOW_SIZES]
@@ -64,14 +56,15 @@ def check_window_from_triangles(fn: Callable) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _attention(q, k, v, mask, scale="sqrt", hidden=float("-inf"), shift=True, axis=-1, masked=True):
+def _attention(q, k, v, mask, scale="sqrt", hidden=float("-inf"), shift=True, axis=-1, masked=True,
+               shift_axis=-1):
     """Single-head attention with an explicit softmax, and the switches that the classic mistakes flip."""
     divisor = {"sqrt": q.shape[-1] ** 0.5, "D": q.shape[-1], "none": 1.0}[scale]
     scores = q @ k.T / divisor  # [Tq, Tk]
     if masked:
         scores = scores.masked_fill(~mask, hidden)
     if shift:  # subtracting the largest score keeps exp() from overflowing; it cancels in the ratio
-        scores = scores - scores.max(dim=axis, keepdim=True).values
+        scores = scores - scores.max(dim=shift_axis, keepdim=True).values
     e = scores.exp()
     return e / e.sum(dim=axis, keepdim=True) @ v  # [Tq, D]
 
@@ -103,6 +96,8 @@ def _bug_mistakes() -> list[tuple[str, Callable]]:
             else:
                 says = f"{n} bug{'s' if n > 1 else ''} left: " + "; ".join(name for name, _ in subset) + "."
             mistakes.append((says, _with_bugs(switches)))
+            if switches.get("axis") == 0 and switches.get("shift", True):  # the maximum taken either way
+                mistakes.append((says, _with_bugs({**switches, "shift_axis": 0})))
     return mistakes
 
 
@@ -138,7 +133,8 @@ def check_attention(fn: Callable) -> None:
     # A full pass, a chunk of queries against the keys before it, then large scores (exp overflows there).
     cases = [_attention_case(g, r(9), r(9), D=4, W=3), _attention_case(g, r(10, 14), r(4, 14), D=8, W=4),
              _attention_case(g, r(7), r(7), D=16, W=7), _attention_case(g, r(6), r(6), D=4, W=3, loud=1000.0)]
-    check_cases("attention(q, k, v, mask)", fn, cases, mistakes=ATTENTION_MISTAKES, forbidden=SOFTMAXES,
+    check_cases("attention(q, k, v, mask)", fn, cases, mistakes=ATTENTION_MISTAKES,
+                forbidden=SOFTMAXES,
                 hint="take the steps of section 4 one at a time (scores, scale, mask, softmax, weighted sum) "
                      "and compare each intermediate result with the cells above on the same small input.")
 
