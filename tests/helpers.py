@@ -69,6 +69,11 @@ def assert_check_fails(check, wrong, expected_lines: list[str], capsys) -> None:
         assert line in out, f"{line!r} not in:\n{out}"
 
 
+def assert_mistake_named(check, wrong, says: str, capsys) -> None:
+    """A wrong answer that makes a known mistake fails, and the report names that mistake in its own words."""
+    assert_check_fails(check, wrong, ["mistake: " + says], capsys)
+
+
 def assert_check_not_done(check, capsys) -> None:
     """A stub that raises NotImplementedError is reported as not done, whatever arguments the check passes."""
     def stub(*args, **kwargs):

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import verdict
+from helpers import assert_check_not_done, verdict
 
+from mistral_mini import ModelArgs, Transformer
 from mistral_mini.lessons import exercises
 from mistral_mini.lessons.exercises.checking import ExerciseFailed, ExerciseNotDone, check_cases, forbid
 from mistral_mini.lessons.exercises.compare import describe, int_difference, number_difference
+from mistral_mini.lessons.exercises.models import counted_parameters, parameter_count, small_args
+from mistral_mini.transformer import TransformerBlock
 
 CASES = [(f"x={x}", (x,), x * x) for x in (3, 5, 2)]  # at x = 2 doubling is right: a mistake may match
 MISTAKES = [("you doubled instead of squaring.", lambda x: 2 * x), ("you cubed.", lambda x: x**3)]
@@ -161,3 +164,18 @@ def test_a_nan_matches_only_a_nan():
         torch.tensor([0.0, 1.0]), torch.tensor([nan, 1.0]))
     assert "got NaN, first at position [1]" in exercises.tensor_difference(
         torch.tensor([nan, nan]), torch.tensor([nan, 1.0]))
+
+
+CHECK_NAMES = sorted(name for name in dir(exercises) if name.startswith("check_"))
+
+
+@pytest.mark.parametrize("name", CHECK_NAMES)
+def test_every_check_says_not_done_for_a_stub(name, capsys):
+    assert_check_not_done(getattr(exercises, name), capsys)
+
+
+def test_counted_parameters_counts_right_by_default():
+    for args in (ModelArgs.from_name("mistral-7b"), small_args(head_dim=24)):  # heads x head_dim != dim too
+        assert counted_parameters(args) == parameter_count(Transformer, args)
+        assert counted_parameters(args, one_block=True) == parameter_count(TransformerBlock, args)
+    assert counted_parameters(ModelArgs.from_name("mistral-7b")) == 7_241_732_096

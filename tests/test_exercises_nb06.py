@@ -6,7 +6,8 @@ import torch
 
 from mistral_mini.lessons import exercises as ex
 from mistral_mini.masks import sliding_window_mask
-from tests.helpers import assert_check_fails, assert_check_not_done, assert_check_passes, verdict
+from tests.helpers import assert_check_fails, assert_check_passes, verdict
+from tests.helpers import assert_mistake_named as named
 
 # ---------------------------------------------------------------------------------------------------------
 # right answers, written the way a learner might, without the package
@@ -58,8 +59,6 @@ def sink_slot(position, n_sinks, n_slots):
     return n_sinks + (position - n_sinks) % (n_slots - n_sinks)
 
 
-CHECKS = [ex.check_slot_and_evicted, ex.check_slot_positions, ex.check_slot_mask, ex.check_rotate_cached_keys,
-          ex.check_kv_cache_bytes, ex.check_sink_slot]
 
 
 @pytest.mark.parametrize("check, right", [
@@ -80,18 +79,9 @@ def test_a_right_answer_passes(check, right, capsys):
     assert_check_passes(check, right, capsys)
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
-def test_a_stub_is_not_done(check, capsys):
-    assert_check_not_done(check, capsys)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # each mistake is named
 # ---------------------------------------------------------------------------------------------------------
-
-
-def named(check, wrong, says, capsys):
-    assert_check_fails(check, wrong, ["mistake: " + says], capsys)
 
 
 @pytest.mark.parametrize("wrong, says", [

@@ -6,7 +6,8 @@ import torch
 
 from mistral_mini import RollingBufferCache
 from mistral_mini.lessons import exercises as ex
-from tests.helpers import assert_check_fails, assert_check_not_done, assert_check_passes, verdict
+from tests.helpers import assert_check_fails, assert_check_passes, verdict
+from tests.helpers import assert_mistake_named as named
 
 # ---------------------------------------------------------------------------------------------------------
 # right answers, written the way a learner might, without the package's rules
@@ -72,7 +73,6 @@ def uneven_chunks(model, tokens, sizes):
     return torch.cat(logits)
 
 
-CHECKS = [ex.check_buffer_chunk_mask, ex.check_prefill_attention, ex.check_uneven_chunks]
 
 
 @pytest.mark.parametrize("check, right", [
@@ -87,18 +87,9 @@ def test_a_right_answer_passes(check, right, capsys):
     assert_check_passes(check, right, capsys)
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
-def test_a_stub_is_not_done(check, capsys):
-    assert_check_not_done(check, capsys)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # each mistake is named
 # ---------------------------------------------------------------------------------------------------------
-
-
-def named(check, wrong, says, capsys):
-    assert_check_fails(check, wrong, ["mistake: " + says], capsys)
 
 
 def in_position_order(start, window):

@@ -30,6 +30,25 @@ def parameter_count(module_class: type[torch.nn.Module], args: ModelArgs) -> int
     return sum(p.numel() for p in module.parameters())
 
 
+def counted_parameters(a: ModelArgs, *, kv_heads: int | None = None, q_width: int | None = None,
+                       ff_matrices: int = 3, norms: int = 2, final_norm: int = 1, outputs: int = 2,
+                       n_layers: int | None = None, one_block: bool = False) -> int:
+    """The parameter count written out, with one switch per classic counting mistake (the defaults count right).
+
+    ``kv_heads``: the heads of wk and wv (a.n_kv_heads; a.n_heads forgets GQA); ``q_width``: the rows of wq and
+    the columns of wo (a.n_heads * a.head_dim, which need not be dim); ``ff_matrices``: SwiGLU's three;
+    ``norms`` per block; ``final_norm``; ``outputs``: the embedding and the output matrix (1 if tied);
+    ``n_layers``; ``one_block``: one block's parameters only.
+    """
+    q_width = a.n_heads * a.head_dim if q_width is None else q_width
+    kv_width = (a.n_kv_heads if kv_heads is None else kv_heads) * a.head_dim
+    block = 2 * a.dim * q_width + 2 * a.dim * kv_width + ff_matrices * a.dim * a.hidden_dim + norms * a.dim
+    if one_block:
+        return block
+    layers = a.n_layers if n_layers is None else n_layers
+    return outputs * a.vocab_size * a.dim + layers * block + final_norm * a.dim
+
+
 _DTYPE_OF_ITEMSIZE = {1: torch.uint8, 2: torch.bfloat16, 4: torch.float32, 8: torch.float64}
 
 

@@ -11,7 +11,7 @@ from ...memory import memory_plan
 from ...transformer import TransformerBlock
 from .checking import check_cases
 from .compare import int_difference
-from .models import MODELS, parameter_count, small_args
+from .models import MODELS, counted_parameters, parameter_count, small_args
 
 __all__ = ["check_block_parameters", "check_memory_needed"]
 
@@ -31,12 +31,9 @@ MODEL_BUILDERS = ["mistral_mini.transformer.TransformerBlock", "mistral_mini.tra
                   "mistral_mini.cache.RollingBufferCache", "mistral_mini.RollingBufferCache"]
 
 
-def _block(a: ModelArgs, kv_heads: int | None = None, q_width: int | None = None, ff_matrices: int = 3,
-           norms: int = 2) -> int:
-    """One block's parameters, with the switches the classic counting mistakes flip."""
-    q_width = a.n_heads * a.head_dim if q_width is None else q_width
-    kv_width = (a.n_kv_heads if kv_heads is None else kv_heads) * a.head_dim
-    return 2 * a.dim * q_width + 2 * a.dim * kv_width + ff_matrices * a.dim * a.hidden_dim + norms * a.dim
+def _block(a: ModelArgs, **mistakes) -> int:
+    """One block's parameters, with the switches of ``counted_parameters`` that the classic mistakes flip."""
+    return counted_parameters(a, one_block=True, **mistakes)
 
 
 BLOCK_MISTAKES = [

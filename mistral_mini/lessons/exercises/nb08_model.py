@@ -19,7 +19,7 @@ from ...rope import rope_angles
 from ...transformer import Transformer, TransformerBlock
 from .checking import check_cases
 from .compare import int_difference, value_difference
-from .models import MODELS, parameter_count, small_args
+from .models import MODELS, counted_parameters, parameter_count, small_args
 
 __all__ = ["check_swiglu_hf", "check_parameter_count", "check_hf_name", "check_parallel_block"]
 
@@ -85,31 +85,22 @@ COUNTED = {
 }
 
 
-def _count(a: ModelArgs, norms: int = 2, final_norm: int = 1, outputs: int = 2, kv_heads: int | None = None,
-           q_width: int | None = None, ff_matrices: int = 3) -> int:
-    """Parameters of Transformer(a), written out, with the switches that the usual mistakes flip."""
-    q_width = a.n_heads * a.head_dim if q_width is None else q_width  # rows of wq, columns of wo
-    kv_width = (a.n_kv_heads if kv_heads is None else kv_heads) * a.head_dim  # rows of wk and of wv
-    per_layer = 2 * a.dim * q_width + 2 * a.dim * kv_width + ff_matrices * a.dim * a.hidden_dim + norms * a.dim
-    return outputs * a.vocab_size * a.dim + a.n_layers * per_layer + final_norm * a.dim
-
-
 COUNT_MISTAKES = [
     ("the norms are missing: two RMSNorm gains of dim per layer (attention_norm, ffn_norm) and the final norm.",
-     lambda a: _count(a, norms=0, final_norm=0)),
+     lambda a: counted_parameters(a, norms=0, final_norm=0)),
     ("the final norm is missing: one more gain vector of dim after the last layer.",
-     lambda a: _count(a, final_norm=0)),
+     lambda a: counted_parameters(a, final_norm=0)),
     ("the norms inside the layers are missing: each block has two, attention_norm and ffn_norm.",
-     lambda a: _count(a, norms=0)),
-    ("one norm per layer: each block has two, attention_norm and ffn_norm.", lambda a: _count(a, norms=1)),
+     lambda a: counted_parameters(a, norms=0)),
+    ("one norm per layer: each block has two, attention_norm and ffn_norm.", lambda a: counted_parameters(a, norms=1)),
     ("the output layer was counted once with the embeddings, as if tied: Mistral's output has its own "
-     "vocab_size x dim matrix.", lambda a: _count(a, outputs=1)),
+     "vocab_size x dim matrix.", lambda a: counted_parameters(a, outputs=1)),
     ("wk and wv counted with n_heads: they have n_kv_heads heads (grouped-query attention).",
-     lambda a: _count(a, kv_heads=a.n_heads)),
+     lambda a: counted_parameters(a, kv_heads=a.n_heads)),
     ("wq and wo counted as dim x dim: their width is n_heads x head_dim, which need not equal dim.",
-     lambda a: _count(a, q_width=a.dim)),
+     lambda a: counted_parameters(a, q_width=a.dim)),
     ("two feed-forward matrices, as in a classic MLP: SwiGLU has three, w1, w2 and w3.",
-     lambda a: _count(a, ff_matrices=2)),
+     lambda a: counted_parameters(a, ff_matrices=2)),
 ]
 
 # The exercise asks for the count from the hyper-parameters alone: building the model is switched off.

@@ -16,7 +16,7 @@ from ...config import ModelArgs
 from ...memory import memory_plan
 from .checking import check_cases
 from .compare import int_difference, number_difference
-from .models import MODELS, plan_for
+from .models import MODELS, counted_parameters, plan_for
 
 __all__ = ["check_weight_bytes", "check_max_sequences", "check_int8_weight_bytes"]
 
@@ -40,32 +40,25 @@ def _matrices(a: ModelArgs) -> list[tuple[int, int, int]]:
             (1, a.vocab_size, a.dim)]  # output
 
 
-def _parameters(a: ModelArgs, tied: bool = False, gqa: bool = True, norms: int = 2, final_norm: bool = True,
-                ffn: int = 3, layers: int | None = None) -> int:
-    """The parameter count, with the switches that the classic mistakes flip."""
-    kv = (a.n_kv_heads if gqa else a.n_heads) * a.head_dim
-    per_layer = (2 * a.dim * a.n_heads * a.head_dim + 2 * a.dim * kv + ffn * a.dim * a.hidden_dim + norms * a.dim)
-    n_layers = a.n_layers if layers is None else layers
-    return (2 - tied) * a.vocab_size * a.dim + n_layers * per_layer + final_norm * a.dim
-
-
 WEIGHT_MISTAKES = [
     ("the output projection (output.weight, vocab_size x dim) is a matrix of its own in Mistral 7B, not the "
-     "embedding table used twice.", lambda a, s: _parameters(a, tied=True) * s),
+     "embedding table used twice.", lambda a, s: counted_parameters(a, outputs=1) * s),
     ("wk and wv have n_kv_heads x head_dim rows, not n_heads x head_dim: grouped-query attention shares each "
-     "key/value head among several query heads.", lambda a, s: _parameters(a, gqa=False) * s),
+     "key/value head among several query heads.", lambda a, s: counted_parameters(a, kv_heads=a.n_heads) * s),
     ("the RMSNorm weights are missing: attention_norm and ffn_norm in every layer and the final norm, dim "
-     "values each.", lambda a, s: _parameters(a, norms=0, final_norm=False) * s),
-    ("the final norm (norm.weight, dim values) is missing.", lambda a, s: _parameters(a, final_norm=False) * s),
-    ("SwiGLU has three matrices per layer (w1, w2 and w3), not two.", lambda a, s: _parameters(a, ffn=2) * s),
+     "values each.", lambda a, s: counted_parameters(a, norms=0, final_norm=0) * s),
+    ("the final norm (norm.weight, dim values) is missing.", lambda a, s: counted_parameters(a, final_norm=0) * s),
+    ("SwiGLU has three matrices per layer (w1, w2 and w3), not two.",
+     lambda a, s: counted_parameters(a, ff_matrices=2) * s),
     ("one layer counted: each of the n_layers blocks has weights of its own.",
-     lambda a, s: _parameters(a, layers=1) * s),
-    ("that is the parameter count: multiply by the bytes per parameter (itemsize).", lambda a, s: _parameters(a)),
-    ("that is bits: itemsize is already in bytes.", lambda a, s: _parameters(a) * s * 8),
+     lambda a, s: counted_parameters(a, n_layers=1) * s),
+    ("that is the parameter count: multiply by the bytes per parameter (itemsize).",
+     lambda a, s: counted_parameters(a)),
+    ("that is bits: itemsize is already in bytes.", lambda a, s: counted_parameters(a) * s * 8),
     ("that is in GB (10**9 bytes): the function returns bytes, a whole number.",
-     lambda a, s: _parameters(a) * s / GB),
+     lambda a, s: counted_parameters(a) * s / GB),
     ("that is in GiB (2**30 bytes): the function returns bytes, a whole number.",
-     lambda a, s: _parameters(a) * s / GiB),
+     lambda a, s: counted_parameters(a) * s / GiB),
 ]
 
 # Typical first; the MHA model (n_kv_heads = n_heads, where forgetting GQA changes nothing) last.
@@ -88,7 +81,7 @@ def _sequences(free_gib: float, a: ModelArgs, s: int, seq_len: int, unit: int = 
     n_slots = a.sliding_window if slots == "window" else seq_len
     heads = a.n_kv_heads if gqa else a.n_heads
     per_sequence = kv * (a.n_layers if layers else 1) * n_slots * heads * a.head_dim * s
-    left = free_gib * unit - (_parameters(a) * s if weights else 0)
+    left = free_gib * unit - (counted_parameters(a) * s if weights else 0)
     n = rounding(left / per_sequence)
     return max(0, n) if floor_at_zero else n
 
@@ -166,9 +159,9 @@ INT8_MISTAKES = [
     ("the norms were put in int8 (or left out): they stay in float, dim values each.",
      lambda a, s: _int8(a, s, norms=0)),
     ("that is one byte for every parameter: the embedding and the norms stay in float, and every int8 row "
-     "has a 4-byte scale as well.", lambda a, s: _parameters(a)),
+     "has a 4-byte scale as well.", lambda a, s: counted_parameters(a)),
     ("that is half of the float weights: the embedding and the norms stay in float, and every int8 row has a "
-     "4-byte scale as well.", lambda a, s: _parameters(a) * s // 2),
+     "4-byte scale as well.", lambda a, s: counted_parameters(a) * s // 2),
 ]
 
 
