@@ -7,6 +7,7 @@ the cell ends. In a notebook, run ``%matplotlib inline`` once so that Jupyter kn
 Each module answers one question, most named after the part of the model it draws:
 
     style            the colours and drawing helpers every figure shares
+    architecture     the whole model, and the "you are here" strip at the top of each notebook  (00-11)
     memory           how big things are: bytes, parameter counts, int8 error  (00, 04, 06, 08, 09, 10)
     tokens           tokens, embedding rows, what a norm does                  (01)
     rope             rotary embeddings                                         (02)
@@ -20,6 +21,7 @@ Each module answers one question, most named after the part of the model it draw
 Every figure is re-exported here: ``from mistral_mini.lessons import viz; viz.mask_pair(...)``.
 """
 
+from .architecture import architecture_figure, you_are_here
 from .attention import attention_weights, cost_curves, kv_head_sharing, mask_pair, masks_figure, window_grid
 from .cache import chunk_masks_figure, prefill_cost_figure, rolling_buffer_figure
 from .feed_forward import activation_figure
@@ -33,11 +35,12 @@ from .training import copy_accuracy_figure, dependence_figure, loss_curves_figur
 
 __all__ = [
     "ACCENT", "IN_COLOR", "OUT_COLOR",
-    "activation_figure", "attention_weights", "bytes_bars", "bytes_per_item", "cache_memory_figure",
+    "activation_figure", "architecture_figure", "attention_weights", "bytes_bars", "bytes_per_item",
+    "cache_memory_figure",
     "chunk_masks_figure", "copy_accuracy_figure", "cost_curves", "dependence_figure", "embedding_vectors",
     "gradient_profile", "kv_head_sharing", "loss_curves_figure", "mask_pair", "masks_figure",
     "norm_comparison", "offset_scores", "parameter_breakdown", "prefill_cost_figure",
     "quantization_error_figure",
     "receptive_field_growth", "rolling_buffer_figure", "rope_layouts", "rope_rotation", "rope_waves",
-    "sampling_figure", "token_pieces", "window_grid",
+    "sampling_figure", "token_pieces", "window_grid", "you_are_here",
 ]
