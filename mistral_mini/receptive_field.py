@@ -12,7 +12,10 @@ each hop shorter than W, which is iff ``0 <= i - j <= L * (W - 1)``. With W = 3 
                          j =  0 1 2 3 4 5 6
 
 For Mistral 7B (L = 32, W = 4096) the last layer's token sees 32 * 4095 = 131,040 positions back, a span of
-131,041 tokens. The paper's "131K" is 32 * 4096 = 131,072: it counts W per layer instead of W - 1.
+131,041 tokens. The paper's "131K" is 32 * 4096 = 131,072, and it is exact too, for the other reading of its
+own sentence: it lets position i attend to "positions between i - W and i", which read with both ends
+included is W + 1 keys, W back per layer (``reach(L, W + 1) == L * W``). Two readings, two masks; this
+package, xformers' local attention (mistral-inference) and transformers' Mistral all use W keys.
 
 ``measured_receptive_field`` checks the analysis on a real (random) model: the gradient of output i with
 respect to input embedding j is non-zero exactly where information flows from j to i.

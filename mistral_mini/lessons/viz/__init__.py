@@ -22,8 +22,18 @@ Every figure is re-exported here: ``from mistral_mini.lessons import viz; viz.ma
 """
 
 from .architecture import architecture_figure, you_are_here
-from .attention import attention_weights, cost_curves, kv_head_sharing, mask_pair, masks_figure, window_grid
-from .cache import chunk_masks_figure, prefill_cost_figure, rolling_buffer_figure
+from .attention import (
+    attention_flow,
+    attention_weights,
+    banded_blocks,
+    cost_curves,
+    gqa_fold,
+    kv_head_sharing,
+    mask_pair,
+    masks_figure,
+    window_grid,
+)
+from .cache import chunk_masks_figure, prefill_cost_figure, prefill_timeline_figure, rolling_buffer_figure
 from .feed_forward import activation_figure
 from .generation import sampling_figure
 from .memory import bytes_bars, bytes_per_item, cache_memory_figure, parameter_breakdown, quantization_error_figure
@@ -43,4 +53,6 @@ __all__ = [
     "quantization_error_figure",
     "receptive_field_growth", "rolling_buffer_figure", "rope_layouts", "rope_rotation", "rope_waves",
     "sampling_figure", "token_pieces", "window_grid", "you_are_here",
+    "attention_flow", "banded_blocks", "gqa_fold",
+    "prefill_timeline_figure",
 ]

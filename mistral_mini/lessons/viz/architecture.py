@@ -63,11 +63,11 @@ def architecture_figure(args: ModelArgs | None = None, highlight=()) -> Figure:
         ("embeddings", 1.3, 0.8,
          f"tok_embeddings: a row per id, [{a.vocab_size:,} x {a.dim:,}] -> x [B, T, {a.dim:,}]"),
         ("attention_norm", 2.9, 0.75, f"attention_norm: RMSNorm over {a.dim:,} features (eps {a.norm_eps:g})"),
-        ("attention", 4.55, 1.5,
+        ("attention", 4.55, 1.7,
          f"attention: wq {a.dim:,} -> {a.n_heads} heads x {a.head_dim};  wk, wv {a.dim:,} -> {a.n_kv_heads} heads x "
-         f"{a.head_dim}\nGQA: {a.n_heads // a.n_kv_heads} query heads share a key/value head;  RoPE on q and k "
-         f"(theta {a.rope_theta:,.0f})\nsliding window: query i sees key j iff 0 <= i - j < {a.sliding_window:,};"
-         f"  wo {q:,} -> {a.dim:,}"),
+         f"{a.head_dim}\nGQA: {a.n_heads // a.n_kv_heads} query heads share a key/value head\n"
+         f"RoPE on q and k (theta {a.rope_theta:,.0f});  wo {q:,} -> {a.dim:,}\n"
+         f"sliding window: query i sees key j iff 0 <= i - j < {a.sliding_window:,}"),
         ("residual", 6.05, 0.6, "+ residual: x = x + attention(...)"),
         ("ffn_norm", 7.2, 0.75, f"ffn_norm: RMSNorm over {a.dim:,} features"),
         ("feed_forward", 8.65, 1.15,

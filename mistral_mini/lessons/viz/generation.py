@@ -32,7 +32,9 @@ def _setting_name(temperature: float, top_p: float) -> str:
 def sampling_figure(labels: Sequence[str], logits, settings: Sequence[tuple[float, float]]) -> Figure:
     """The next-token distribution: the plain softmax first, then one panel per (temperature, top_p).
 
-    Bars of tokens that can no longer be drawn are left as grey outlines at their original height.
+    Bars of tokens that can no longer be drawn are left as grey outlines at their original height. Panels go in
+    rows of at most three (five panels: two rows), so that the figure keeps to a notebook's width, about
+    9 inches or 900 pixels, with labels that stay readable.
     """
     logits = torch.as_tensor(to_numpy(logits), dtype=torch.float32)
     if logits.dim() != 1 or logits.numel() != len(labels):
@@ -41,18 +43,29 @@ def sampling_figure(labels: Sequence[str], logits, settings: Sequence[tuple[floa
     before = torch.softmax(logits, dim=-1)
     panels = [("softmax(logits)", before)] + [(_setting_name(t, p), _sampling_probs(logits, t, p))
                                               for t, p in settings]
-    fig, axes = new_figure(len(panels), width=3.3, height=3.0, sharey=True)
+    ncols = min(len(panels), 3)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(ncols, nrows, width=3.0, height=2.7, sharey=True)
+    for ax in axes[len(panels):]:  # a last row that is not full leaves slots empty
+        ax.remove()
     x = np.arange(len(labels))
-    for ax, (title, probs) in zip(axes, panels, strict=True):
+    for ax, (title, probs) in zip(axes[:len(panels)], panels, strict=True):
         probs = to_numpy(probs)
         dropped = probs == 0
-        ax.bar(x[dropped], to_numpy(before)[dropped], facecolor="none", edgecolor="#bbbbbb")
-        ax.bar(x[~dropped], probs[~dropped], color=IN_COLOR)
+        ax.bar(x[dropped], to_numpy(before)[dropped], facecolor="none", edgecolor="#bbbbbb",
+               label="can no longer be drawn (at its softmax height)")
+        ax.bar(x[~dropped], probs[~dropped], color=IN_COLOR, label="probability it is drawn")
         for i in np.flatnonzero(~dropped):
             ax.text(i, probs[i], f"{probs[i]:.2f}", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 1.08)
-    axes[0].set_ylabel("probability")
+        ax.tick_params(axis="y", labelleft=True, labelsize=8)  # every row keeps its own scale in sight
+    for ax in axes[:len(panels):ncols]:
+        ax.set_ylabel("probability")
+    handles = [h for ax in axes[:len(panels)] for h in ax.containers]
+    kinds = {h.get_label(): h for h in handles if len(h)}  # one legend entry per kind of bar drawn
+    fig.legend(kinds.values(), kinds.keys(), loc="outside lower center", ncols=len(kinds), fontsize=8,
+               frameon=False)
     return fig

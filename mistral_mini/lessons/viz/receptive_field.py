@@ -14,7 +14,9 @@ def receptive_field_growth(reaches: Sequence[int], window: int, paper_span: int 
                            label_every: int = 8) -> Figure:
     """One horizontal bar per layer count L: the positions that can reach the last token after L layers.
 
-    ``reaches[L - 1]`` is how far back L layers see. ``paper_span`` draws the paper's L * W for comparison.
+    ``reaches[L - 1]`` is how far back L layers see with W keys per query, the token's own included.
+    ``paper_span`` draws the other reading of the paper's window for comparison: "positions between i - W and
+    i" read with both ends included is W + 1 keys, W back per layer, so L * W after L layers.
     """
     L = len(reaches)
     fig, (ax,) = new_figure(1, width=8.0, height=0.16 * L + 1.8)
@@ -25,13 +27,14 @@ def receptive_field_growth(reaches: Sequence[int], window: int, paper_span: int 
             ax.text(-r, layer, f"{r:,} back  ", ha="right", va="center", fontsize=8)
     if paper_span is not None:
         ax.axvline(-paper_span, color=ACCENT, linestyle="--")
-        ax.text(-paper_span, 0.2, f" paper: {paper_span:,}", color=ACCENT, va="top", fontsize=9)
+        ax.text(-paper_span, 0.2, f" the paper's window read as W + 1 keys\n (i - W .. i): {paper_span:,} back",
+                color=ACCENT, va="top", fontsize=9)
     ax.set_xlim(-max(list(reaches) + [paper_span or 0]) * 1.3, max(reaches) * 0.03)
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     ax.set_ylim(L + 1, 0)
     ax.set_xlabel("position relative to the last token (0 = the token itself)")
     ax.set_ylabel("layers L")
-    ax.set_title(f"receptive field of the last token, W = {window:,}: L * (W - 1) positions back")
+    ax.set_title(f"receptive field of the last token, W = {window:,} keys per query: L * (W - 1) back")
     return fig
 
 

@@ -35,9 +35,12 @@ def token_pieces(pieces: Sequence[str], ids: Sequence[int], title: str = "", per
 
 
 def norm_comparison(x, outputs: dict[str, object], title: str = "") -> Figure:
-    """The features of one vector before and after each normalization, as bars, with mean and RMS noted."""
+    """The features of one vector before and after each normalization, as bars, with mean and RMS noted.
+
+    The panels share one y axis, so that a change of scale (input RMS 2 -> output RMS 1) shows as bars that
+    shrink, and a removed mean as bars that move down."""
     vectors = {"input": to_numpy(x).ravel(), **{k: to_numpy(v).ravel() for k, v in outputs.items()}}
-    fig, axes = new_figure(len(vectors), width=3.4, height=3.0, sharey=False)
+    fig, axes = new_figure(len(vectors), width=3.4, height=3.0, sharey=True)
     for ax, (name, v) in zip(axes, vectors.items(), strict=True):
         ax.bar(np.arange(v.size), v, color=[IN_COLOR if e >= 0 else ACCENT for e in v])
         ax.axhline(0, color="black", linewidth=0.8)
