@@ -106,7 +106,7 @@ def _flow_box(ax, x: float, y: float, text: str, on: bool, w: float = 1.55, h: f
 
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.1",
                                 facecolor=ACCENT if on else "#dfe8f2", edgecolor="#4a4a4a", linewidth=0.8))
-    ax.text(x, y, text, ha="center", va="center", fontsize=8, color="white" if on else "#1a1a1a")
+    ax.text(x, y, text, ha="center", va="center", fontsize=7.5, color="white" if on else "#1a1a1a")
 
 
 def _flow_arrow(ax, start: tuple[float, float], end: tuple[float, float], label: str = "") -> None:
