@@ -6,7 +6,11 @@ float32 weights. Both run under ``torch.inference_mode``; the median of a few ru
 
 Part 2: the time of one decode step at position W/2 and at position 20 W. A prompt is prefilled to that
 length, then W/2 consecutive decode steps are timed. The rolling buffer holds W keys in both cases, so
-the ratio should stay near 1: past the window a token costs the same however long the text is.
+the ratio should stay near 1: past the window a token costs the same however long the text is. Timed in the
+same turns: every weight matrix of the model (wq, wk, wv, wo, w1, w2, w3 of each layer, and the output)
+times one vector, and nothing else. A decode step must do at least that, so matvecs / step is the share of
+a step spent on work no implementation can skip (one token at a time: reading every weight once); the rest
+is attention over the cache, norms, RoPE and the overhead of running many small ops.
 
 Part 3: mistral_mini's ``generate`` eager against ``generate(..., compile=True)``, whose decode step runs
 under ``torch.compile(fullgraph=True)``: the same ids, and tokens/s once compiled (the first call, which
@@ -21,6 +25,8 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from transformers import MistralForCausalLM
 
 from mistral_mini import ModelArgs, RollingBufferCache, Transformer
@@ -91,6 +97,21 @@ def decoder(model: Transformer, position: int):
     return step
 
 
+def weight_matvecs(model: Transformer):
+    """A function that multiplies every weight matrix of ``model`` by a vector, as one decode step must."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    vectors = [torch.randn(1, 1, w.shape[1]) for w in weights]  # [B, T, in], as a decode step feeds them
+
+    def matvecs() -> float:
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for w, x in zip(weights, vectors, strict=True):
+                F.linear(x, w)
+            return time.perf_counter() - start
+
+    return matvecs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=160)
@@ -114,8 +135,9 @@ def main() -> None:
     near, far = decoder(model, W // 2), decoder(model, 20 * W)
     # Steps take turns between the two caches, so that load from elsewhere hits both alike. W/2 steps keep
     # the near one inside its first window: positions W/2 .. W-1 against 20W .. 20W + W/2 - 1.
-    steps = [(near(), far()) for _ in range(W // 2)]
-    t_near, t_far = (statistics.median(t) for t in zip(*steps, strict=True))
+    matvecs = weight_matvecs(model)
+    steps = [(near(), far(), matvecs()) for _ in range(W // 2)]
+    t_near, t_far, t_matvecs = (statistics.median(t) for t in zip(*steps, strict=True))
 
     print(f"model: dim {ARGS.dim}, {ARGS.n_layers} layers, {ARGS.n_heads} heads / {ARGS.n_kv_heads} kv "
           f"heads, head_dim {ARGS.head_dim}, hidden {ARGS.hidden_dim}, vocab {ARGS.vocab_size}, W = {W}; "
@@ -131,6 +153,8 @@ def main() -> None:
     print(f"  at position W/2 = {W // 2:>5}:  {1000 * t_near:.3f} ms")
     print(f"  at position 20W = {20 * W:>5}:  {1000 * t_far:.3f} ms")
     print(f"  ratio 20W / (W/2): {t_far / t_near:.2f}")
+    print(f"  the weight matrix-vector products alone: {1000 * t_matvecs:.3f} ms, "
+          f"{100 * t_matvecs / t_far:.0f}% of the step at 20W")
 
     start = time.perf_counter()
     compiled_ids = ours_generate(model, n, compile=True)  # compiles the decode step

@@ -1,12 +1,19 @@
-"""Does the sliding window save work? Forward time at T = 16384 with W = 1024 against W = T.
+"""Does the sliding window save work? Full causal against W = 1,024 at T = 16,384, on several head layouts.
 
-One model, the same weights, run twice: once with a 1024-token window (banded attention, O(T * W)) and
-once with the window as long as the sequence (plain causal attention, O(T^2)). transformers' Mistral with
-sdpa attention runs the full-causal model too. Ideal speed-up of the window: T / (2W) = 8x (a causal pass
-scores T^2 / 2 pairs, the window T * W); the feed-forward and projections cost the same in both, so the
-whole pass gains less than attention alone, which is printed last.
+Ideal speed-up of the window: T / (2W) = 8x (a causal pass scores T^2 / 2 pairs, the window T * W).
 
-    .venv/bin/python benchmarks/swa_speed.py [--seq-len 16384] [--window 1024] [--repeats 3]
+Part 1, attention alone: ``attend`` with W = 1,024 against PyTorch's causal kernel (what ``attend`` runs
+when the window covers the whole sequence), on random q, k, v of one layer, for n_rep 1, 4 and 8 query heads
+per key/value head and head_dim 16, 32 and 128: nine layouts.
+
+Part 2, the whole forward pass of an attention-heavy model (2 layers, a 64-wide stream, a 128-wide
+feed-forward) for three of the layouts: the same weights run with W = 1,024 and with W = T, and transformers'
+Mistral (sdpa attention) with W = T, to check that our full-causal pass is no slower than theirs.
+
+Every ratio comes from runs that take turns (full, windowed, full, windowed, ...), so that a slow moment of a
+shared machine hits both sides; the median ratio is printed, with the lowest and highest.
+
+    .venv/bin/python benchmarks/swa_speed.py [--seq-len 16384] [--window 1024] [--repeats 5] [--threads N]
 """
 
 import argparse
@@ -18,58 +25,105 @@ import torch
 import torch.nn.functional as F
 
 from mistral_mini import ModelArgs, Transformer
-from mistral_mini.attention import attend
+from mistral_mini.attention import attend, block_for
 from mistral_mini.hf import to_transformers
 
-# Attention-heavy on purpose: 8 heads of 32 over a 128-wide stream and a narrow feed-forward, so that the part
-# the window changes dominates the pass. (The 7B at 16K tokens spends most of its time in matmuls instead.)
-ARGS = ModelArgs(dim=128, n_layers=2, head_dim=32, hidden_dim=256, n_heads=8, n_kv_heads=2, norm_eps=1e-5,
-                 vocab_size=1000, sliding_window=1024)
+LAYOUTS = [(n_rep, head_dim) for head_dim in (16, 32, 128) for n_rep in (1, 4, 8)]
+MODEL_LAYOUTS = [(1, 32), (4, 16), (8, 128)]  # one per n_rep, every head_dim once
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: allocator and kernel selection
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+N_HEADS = 8  # query heads in every layout: 8 key/value heads for n_rep 1, 2 for n_rep 4, 1 for n_rep 8
+
+
+def heads(n_rep: int) -> tuple[int, int]:
+    """(n_heads, n_kv_heads)."""
+    return N_HEADS, N_HEADS // n_rep
+
+
+def model_args(n_rep: int, head_dim: int, window: int) -> ModelArgs:
+    """Attention-heavy on purpose: a 64-wide stream and a 128-wide feed-forward, so that the part the window
+    changes dominates the pass. (The 7B at 16K tokens spends most of its time in matmuls instead.)"""
+    n_heads, n_kv_heads = heads(n_rep)
+    return ModelArgs(dim=64, n_layers=2, head_dim=head_dim, hidden_dim=128, n_heads=n_heads,
+                     n_kv_heads=n_kv_heads, norm_eps=1e-5, vocab_size=1000, sliding_window=window)
+
+
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ratios(full, windowed, repeats: int) -> tuple[float, float, list[float]]:
+    """Median seconds of each, and the ratio full / windowed of every turn."""
+    full(), windowed()  # warm-up: allocator, kernel selection
+    turns = [(seconds(full), seconds(windowed)) for _ in range(repeats)]
+    t_full, t_window = (statistics.median(t) for t in zip(*turns, strict=True))
+    return t_full, t_window, [f / w for f, w in turns]
+
+
+def spread(r: list[float]) -> str:
+    return f"{statistics.median(r):5.2f}x  ({min(r):.2f}-{max(r):.2f})"
+
+
+def attention_alone(T: int, W: int, repeats: int) -> list[float]:
+    print(f"attention alone, one layer, T = {T:,}, W = {W:,}: causal / windowed (median, lowest-highest of "
+          f"{repeats})")
+    medians = []
+    for n_rep, head_dim in LAYOUTS:
+        n_heads, n_kv_heads = heads(n_rep)
+        # Laid out as the model makes them: [B, T, H, D] in memory, seen as [B, H, T, D].
+        q = torch.randn(1, T, n_heads, head_dim).transpose(1, 2)
+        k, v = (torch.randn(1, T, n_kv_heads, head_dim).transpose(1, 2) for _ in range(2))
+        t_full, t_window, r = ratios(
+            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),  # noqa: B023
+            lambda: attend(q, k, v, 0, 0, W), repeats)  # noqa: B023
+        medians.append(statistics.median(r))
+        print(f"  n_rep {n_rep} ({n_heads}/{n_kv_heads} heads), head_dim {head_dim:>3}, block "
+              f"{block_for(W, n_rep):>3}: causal {t_full:6.3f} s, windowed {t_window:6.3f} s: {spread(r)}")
+    return medians
+
+
+def whole_pass(T: int, W: int, repeats: int) -> tuple[list[float], list[float]]:
+    print(f"whole forward pass, dim 64, 2 layers, hidden 128: W = T / W = {W:,}; transformers (sdpa) / ours, "
+          f"both full causal")
+    window_medians, hf_medians = [], []
+    tokens = torch.randint(0, 1000, (1, T), generator=torch.Generator().manual_seed(0))
+    for n_rep, head_dim in MODEL_LAYOUTS:
+        torch.manual_seed(0)
+        windowed = Transformer(model_args(n_rep, head_dim, W)).eval()
+        full = Transformer(model_args(n_rep, head_dim, T)).eval()
+        full.load_state_dict(windowed.state_dict())
+        reference = to_transformers(full, "sdpa")
+        t_full, t_window, r = ratios(lambda: full(tokens, last_only=True),  # noqa: B023
+                                     lambda: windowed(tokens, last_only=True), repeats)  # noqa: B023
+        t_hf, t_ours, r_hf = ratios(lambda: reference(tokens, logits_to_keep=1),  # noqa: B023
+                                    lambda: full(tokens, last_only=True), repeats)  # noqa: B023
+        window_medians.append(statistics.median(r))
+        hf_medians.append(statistics.median(r_hf))
+        n_heads, n_kv_heads = heads(n_rep)
+        print(f"  n_rep {n_rep} ({n_heads}/{n_kv_heads} heads), head_dim {head_dim:>3}: full {t_full:6.3f} s, "
+              f"windowed {t_window:6.3f} s: {spread(r)};  transformers {t_hf:6.3f} s vs ours {t_ours:6.3f} s: "
+              f"{spread(r_hf)}")
+    return window_medians, hf_medians
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=16384)
     parser.add_argument("--window", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     opts = parser.parse_args()
-    torch.manual_seed(0)
-    windowed = Transformer(replace(ARGS, sliding_window=opts.window)).eval()
-    full = Transformer(replace(ARGS, sliding_window=opts.seq_len)).eval()
-    full.load_state_dict(windowed.state_dict())
-    reference = to_transformers(full, "sdpa")
-    tokens = torch.randint(0, ARGS.vocab_size, (1, opts.seq_len))
-
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
+    T, W = opts.seq_len, opts.window
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ideal T / (2W) = {T / (2 * W):.1f}x")
     with torch.inference_mode():
-        t_window = median_seconds(lambda: windowed(tokens, last_only=True), opts.repeats)
-        t_full = median_seconds(lambda: full(tokens, last_only=True), opts.repeats)
-        t_hf = median_seconds(lambda: reference(tokens, logits_to_keep=1), opts.repeats)
-        # Attention alone, on one layer's worth of random q, k, v: the kernels the window chooses between.
-        q = torch.randn(1, ARGS.n_heads, opts.seq_len, ARGS.head_dim)
-        k, v = (torch.randn(1, ARGS.n_kv_heads, opts.seq_len, ARGS.head_dim) for _ in range(2))
-        a_window = median_seconds(lambda: attend(q, k, v, 0, 0, opts.window), opts.repeats)
-        a_full = median_seconds(
-            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True), opts.repeats)
-
-    print(f"model: dim {ARGS.dim}, {ARGS.n_layers} layers, {ARGS.n_heads} heads / {ARGS.n_kv_heads} kv heads, "
-          f"head_dim {ARGS.head_dim}; T = {opts.seq_len}; torch threads {torch.get_num_threads()}")
-    print(f"mistral_mini, W = {opts.window:>5}:            {t_window:7.3f} s")
-    print(f"mistral_mini, W = T (full causal):   {t_full:7.3f} s")
-    print(f"transformers sdpa, full causal:      {t_hf:7.3f} s")
-    print(f"sliding-window speed-up: {t_full / t_window:.2f}x (ideal T/(2W) = {opts.seq_len / (2 * opts.window):.0f}x)")
-    print(f"full causal, transformers / mistral_mini: {t_hf / t_full:.2f}x")
-    print(f"attention alone (one layer): banded {a_window:.3f} s, causal {a_full:.3f} s, "
-          f"speed-up {a_full / a_window:.2f}x")
+        alone = attention_alone(T, W, opts.repeats)
+        window, hf = whole_pass(T, W, opts.repeats)
+    print(f"lowest median: attention alone {min(alone):.2f}x, whole pass {min(window):.2f}x; "
+          f"transformers / ours, full causal: {min(hf):.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,28 @@
 """Grouped-query attention with a sliding window, and the banded computation that makes the window cheap.
 
-Shapes: B batch, T tokens, H query heads, Hkv key/value heads, D head_dim, W window.
+Shapes: B batch, T tokens, H query heads, Hkv key/value heads, D head_dim, W window, n block.
 
 Two ways to compute the same numbers:
 
 * ``attention_reference``: the textbook formula, softmax(q k^T / sqrt(D) + mask) v, with key/value heads
   copied out to every query head (``repeat_kv``). Easy to read, O(Tq * Tk) memory. Notebooks and tests use it.
-* ``attend``: what the model runs. For T <= W the window changes nothing, so it is plain causal attention
-  (given a fused kernel). For T > W the queries go in blocks, and each block only sees the keys inside its
-  window::
+* ``attend``: what the model runs. The queries go in blocks of n, and each block only meets the keys inside
+  its window::
 
         keys ->   |<-- W-1 before -->|<-- block -->|
         block of queries [s, e) uses keys [s - W + 1, e)
 
-  so a pass costs O(T * W) time and memory, never a T x T score matrix.
+  so a pass costs O(T * W) time and memory, never a T x T score matrix. Three kinds of queries:
+
+  - the first W, whose windows reach back to the first key: plain causal attention, one fused call;
+  - full blocks: each sees the W - 1 keys before it and itself, the same pattern at a different offset.
+    Block b's keys start n positions after block b-1's, so a strided view of k (no copy) hands every block
+    its n + W - 1 keys, and one kernel call runs all the blocks with one shared [n, n + W - 1] mask;
+  - the rest (a last, shorter block; a chunk whose cached keys do not reach back a whole window; every
+    block when there is no fused kernel): one call per block, each with its own mask.
+
+  A block of n queries computes n * (n + W - 1) scores where n * W are needed: small blocks waste little,
+  but the kernel runs small blocks less efficiently. ``block_for`` picks n from the shapes.
 """
 
 from __future__ import annotations
@@ -28,10 +37,6 @@ from .cache import CacheView, DecodeStep
 from .config import ModelArgs
 from .masks import grouped_bias, sliding_window_mask
 from .rope import apply_rope
-
-# Queries per block in the banded path. Smaller blocks waste fewer masked-out scores (a block of Bq
-# queries computes Bq * (Bq + W - 1) scores where Bq * W are needed) but make more calls.
-QUERY_BLOCK = 256
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -78,35 +83,90 @@ def has_fused_kernel(q: torch.Tensor) -> bool:
     return q.device.type != "meta"
 
 
+def block_for(window: int, n_rep: int) -> int:
+    """Queries per block of the banded path: n = 128 / n_rep, within 16 .. W / 32 (and never above W).
+
+    Two costs pull against each other. Waste: a block of n queries meets n + W - 1 keys where each query
+    needs W, so (n - 1) / W of its scores are masked away; at most W / 32 keeps that near 3%. Rows: the
+    n_rep query heads that share a key/value head are rows of one kernel call (``grouped_attention``), so a
+    block is n_rep * n rows, and a kernel runs few rows per call slower per score; n_rep * n = 128 rows
+    was the fastest choice at T = 16,384, W = 1,024 for n_rep 1, 4 and 8 (``benchmarks/swa_speed.py``:
+    blocks of 16, 32, 48 and 192 tried). head_dim changed the speed, but not which block was fastest.
+    """
+    return min(window, max(16, min(window // 32, 128 // n_rep)))
+
+
+def _windows(x: torch.Tensor, first: int, count: int, step: int, width: int) -> torch.Tensor:
+    """x [H, T, D] -> a view [count, H, width, D]: rows first + i * step .. + width - 1 for each i. No copy."""
+    sH, sT, sD = x.stride()
+    return x.as_strided((count, x.shape[0], width, x.shape[2]), (step * sT, sH, sT, sD),
+                        x.storage_offset() + first * sT)
+
+
+def _full_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_row: int, k_row: int, count: int,
+                 n: int, window: int) -> torch.Tensor:
+    """``count`` blocks of n queries, each against the n + W - 1 keys of its window, in one kernel call.
+
+    q [H, Tq, D], k and v [Hkv, Tk, D]: one sequence. Block i's queries are rows q_row + i n .. + n - 1 of q,
+    its keys rows k_row + i n .. + n + W - 2 of k and v. -> [count, H, n, D].
+    """
+    # Relative positions: a block's queries are the last n of its keys. The same mask for every block.
+    band = sliding_window_mask(torch.arange(n, device=q.device) + window - 1,
+                               torch.arange(n + window - 1, device=q.device), window)  # [n, n + W - 1]
+    return grouped_attention(_windows(q, q_row, count, n, n),  # [count, H, n, D]
+                             _windows(k, k_row, count, n, n + window - 1),  # [count, Hkv, n + W - 1, D]
+                             _windows(v, k_row, count, n, n + window - 1),
+                             grouped_bias(band, q.shape[0] // k.shape[0], q.dtype))
+
+
+def _each_block(out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int,
+                k_start: int, window: int, n: int) -> None:
+    """One call per block of n queries, each with the mask of its own positions, written into out.
+
+    Shapes as ``attend``; out [B, H, Tq, D] like q.
+    """
+    n_rep, q_end = q.shape[1] // k.shape[1], q_start + q.shape[2]
+    for s in range(q_start, q_end, n):  # s, e: positions of this block's queries
+        e = min(s + n, q_end)
+        lo = max(k_start, s - window + 1)  # the oldest key any query of the block can see
+        mask = sliding_window_mask(torch.arange(s, e, device=q.device), torch.arange(lo, e, device=q.device),
+                                   window)  # [e - s, e - lo]
+        rows, keys = slice(s - q_start, e - q_start), slice(lo - k_start, e - k_start)  # positions -> rows
+        out[:, :, rows] = grouped_attention(q[:, :, rows], k[:, :, keys], v[:, :, keys],
+                                            grouped_bias(mask, n_rep, q.dtype))
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int, k_start: int, window: int,
-           block_size: int = QUERY_BLOCK) -> torch.Tensor:
+           block_size: int | None = None) -> torch.Tensor:
     """Sliding-window attention for queries at positions q_start.. and keys at consecutive positions k_start..
 
-    q [B, H, Tq, D], k and v [B, Hkv, Tk, D] -> [B, H, Tq, D].
+    The keys end where the queries end (a chunk's keys are its cached keys, then its own). q [B, H, Tq, D],
+    k and v [B, Hkv, Tk, D] -> [B, H, Tq, D]. ``block_size``: queries per block; if None, ``block_for``'s choice.
     """
-    Tq, Tk = q.shape[2], k.shape[2]
-    if Tq == Tk and q_start == k_start and Tq <= window and has_fused_kernel(q):
-        # Every query's window reaches back to token 0: the mask is just causal. (Without a fused kernel,
-        # the banded blocks below bound the scores held at once, whatever the chunk size.)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    block, n_rep = min(block_size, window), q.shape[1] // k.shape[1]
-    # Every full block sees the same pattern: its queries against the W - 1 keys before it and itself.
-    # Build it once from relative positions; blocks clipped at the first key or at the end slice it.
-    band = sliding_window_mask(torch.arange(block, device=q.device) + window - 1,
-                               torch.arange(block + window - 1, device=q.device), window)  # [block, block+W-1]
-    band_bias = grouped_bias(band, n_rep, q.dtype)  # [n_rep * block, block + W - 1]
-    outputs = []
-    for s in range(q_start, q_start + Tq, block):  # s, e: positions of this block's queries
-        e = min(s + block, q_start + Tq)
-        lo = max(k_start, s - window + 1)  # the oldest key any query of the block can see
-        first = lo - (s - window + 1)  # band columns before lo lie before the first key
-        if e - s == block:
-            bias = band_bias[:, first:]  # [n_rep * block, e - lo]
-        else:  # the last, shorter block
-            bias = grouped_bias(band[:e - s, first:e - s + window - 1], n_rep, q.dtype)
-        keys = slice(lo - k_start, e - k_start)  # the same positions as row indices into k and v
-        outputs.append(grouped_attention(q[:, :, s - q_start:e - q_start], k[:, :, keys], v[:, :, keys], bias))
-    return torch.cat(outputs, dim=2)  # [B, H, Tq, D]
+    B, H, Tq, D = q.shape
+    n = min(block_size or block_for(window, H // k.shape[1]), window)
+    # Written in place, laid out [B, Tq, H, D]: the layout the output projection reads without a copy.
+    out = q.new_empty(B, Tq, H, D).transpose(1, 2)  # [B, H, Tq, D]
+    if not has_fused_kernel(q):
+        # The math kernel holds every score of a call: one call per block bounds them, whatever Tq.
+        _each_block(out, q, k, v, q_start, k_start, window, n)
+        return out
+    if q_start == k_start:  # the first W queries see every key before them: the mask is just causal
+        head = min(Tq, window)
+        out[:, :, :head] = F.scaled_dot_product_attention(q[:, :, :head], k[:, :, :head], v[:, :, :head],
+                                                          is_causal=True, enable_gqa=True)
+    else:  # the queries whose windows reach back past the first key, block by block
+        head = min(Tq, max(0, k_start + window - 1 - q_start))
+        _each_block(out[:, :, :head], q[:, :, :head], k, v, q_start, k_start, window, n)
+    count = (Tq - head) // n  # full blocks, all in one call
+    if count:
+        k_row = q_start + head - k_start - (window - 1)  # the oldest key of the first full block
+        for b in range(B):  # the strided views are cut from one sequence at a time
+            blocks = _full_blocks(q[b], k[b], v[b], head, k_row, count, n, window)  # [count, H, n, D]
+            out[b, :, head:head + count * n].view(H, count, n, D).copy_(blocks.transpose(0, 1))
+    done = head + count * n
+    _each_block(out[:, :, done:], q[:, :, done:], k, v, q_start + done, k_start, window, n)  # a shorter block
+    return out
 
 
 class Attention(nn.Module):

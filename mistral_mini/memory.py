@@ -2,7 +2,7 @@
 
 The model is built on the ``meta`` device (every shape, no data) and the cache likewise, so the 7B's budget
 costs nothing to compute: 7,241,732,096 parameters, 14.48 GB in bf16, and 512 MiB of rolling cache per
-sequence. ``activation_bytes`` adds what a prefill chunk holds while it runs (552 MiB for the 7B in bf16 at
+sequence. ``activation_bytes`` adds what a prefill chunk holds while it runs (434 MiB for the 7B in bf16 at
 4,096 tokens), and ``traced_peak_bytes`` measures that on ``meta`` by watching every operation.
 """
 
@@ -16,7 +16,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from .attention import QUERY_BLOCK
+from .attention import block_for
 from .cache import RollingBufferCache
 from .config import ModelArgs
 from .quantize import check_quantize, quantize_model
@@ -84,8 +84,8 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
     """Peak bytes of the temporaries of one prefill chunk of ``chunk_size`` tokens, with the cache full.
 
     An upper bound, for one sequence, whichever attention kernel runs. Without a fused kernel (the worst case)
-    the chunk's queries go in blocks of Bq = QUERY_BLOCK, each against its Bq + W - 1 keys, and the math kernel
-    holds their scores in float32. A layer's temporaries are freed before the next layer starts, so the peak
+    the chunk's queries go in blocks of Bq = ``block_for(W, n_rep)``, each against its Bq + W - 1 keys, and
+    the math kernel holds their scores in float32. A layer's temporaries are freed before the next layer starts, so the peak
     is that of the largest of four moments of one layer, plus the rotary angles that every layer shares.
     Counted, in ``dtype`` unless float32 is said (C = chunk_size, P = W - 1 cached keys the chunk sees):
 
@@ -93,16 +93,17 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
       positions and slot indices (int64);
     * rotating q: q, k, v [C, (H + 2 Hkv) D], and q in float32 with its rotated halves, 3 x [C, H D] float32;
     * attending: q, k, v; the cached keys and values gathered [P, Hkv D] x 2 and joined with the chunk's
-      [P + C, Hkv D] x 2; the block outputs and their concatenation, 2 x [C, H D]; and for one block: its
+      [P + C, Hkv D] x 2; the output [C, H D], which the blocks fill in place; and for one block: its
       scores, twice in float32 (the product, and the product plus the mask) [H, Bq, Bq + W - 1], the mask as
-      an additive bias [n_rep Bq, Bq + W - 1] and as bools, the block's queries (gathered, in float32, scaled)
-      and its keys and values in float32;
+      an additive bias [n_rep Bq, Bq + W - 1] and as bools, the block's queries (gathered, in float32, scaled),
+      its keys and values in float32 (copies unless dtype is float32), and its output;
     * the feed-forward: the sum after attention (a third [C, dim]), and w1's and w3's outputs and their
       product, 3 x [C, hidden_dim];
     * the logits of the last position only (prefill asks for no more): [vocab] in dtype and in float32.
 
     quantize="int8": an Int8Linear multiplies by a float copy of its weight, made for the call; the largest
     such copy that can meet the feed-forward's peak is w3's [hidden_dim, dim], and at the end the output's.
+    Its output is then scaled by a copy of its scales in dtype, [hidden_dim] next to the three hidden ones.
     ``tests/test_memory.py`` checks this count against a trace of the real forward pass on ``meta``.
     """
     if not isinstance(chunk_size, int) or chunk_size <= 0:
@@ -110,7 +111,8 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
     check_quantize(quantize)
     C, s, f = chunk_size, dtype.itemsize, 4  # f: float32's itemsize
     d, D, H, Hkv, W = args.dim, args.head_dim, args.n_heads, args.n_kv_heads, args.sliding_window
-    P, Bq = W - 1, min(QUERY_BLOCK, W, C)
+    P, Bq = W - 1, min(block_for(W, args.n_rep), W, C)
+    up = 0 if dtype == torch.float32 else f  # the math kernel's float32 copy of a tensor that is not float32
     K = Bq + W - 1  # keys seen by one block
     int8 = quantize == "int8"
     shared = 2 * C * (D // 2) * f + (C + min(C, W) + P) * 8  # angles; positions and slots (int64)
@@ -118,10 +120,11 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
     qkv = C * (H + 2 * Hkv) * D * s
     rotating = stream + qkv + 3 * C * H * D * f
     block = (2 * H * Bq * K * f + args.n_rep * Bq * K * s + Bq * K  # scores twice, bias, bool mask
-             + H * Bq * D * (s + 2 * f) + 2 * Hkv * K * D * f)  # queries; keys and values in float32
-    attending = stream + qkv + 2 * (2 * P + C) * Hkv * D * s + 2 * C * H * D * s + block
+             + H * Bq * D * (2 * s + 2 * f) + 2 * Hkv * K * D * up)  # queries, output; keys, values in float32
+    attending = stream + qkv + 2 * (2 * P + C) * Hkv * D * s + C * H * D * s + block
     hidden = C * args.hidden_dim * s
-    feed_forward = 3 * C * d * s + max(3 * hidden, 2 * hidden + (args.hidden_dim * d * s if int8 else 0))
+    feed_forward = 3 * C * d * s + max(3 * hidden + (args.hidden_dim * s if int8 else 0),
+                                       2 * hidden + (args.hidden_dim * d * s if int8 else 0))
     logits = C * d * s + args.vocab_size * (2 * s + f) + (args.vocab_size * d * s if int8 else 0)
     return shared + max(rotating, attending, feed_forward, logits)
 

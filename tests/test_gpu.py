@@ -78,7 +78,7 @@ def test_preflight_adds_activations_and_the_allowance():
     assert check.activation_bytes == activation_bytes(SEVEN_B, 4096, torch.bfloat16)
     assert check.total_bytes == plan.total_bytes + check.activation_bytes + CUDA_ALLOWANCE
     assert check.fits
-    assert str(check) == ("bf16 needs 15.53 GiB (weights 13.49 GiB + cache 512 MiB + activations 551.58 MiB at "
+    assert str(check) == ("bf16 needs 15.41 GiB (weights 13.49 GiB + cache 512 MiB + activations 434.09 MiB at "
                           "chunk 4096 + allowance 1 GiB); this card has 24 GiB free")
     assert preflight(SEVEN_B, torch.bfloat16, 24 * GiB, chunk_size=512).total_bytes < check.total_bytes
 
@@ -89,9 +89,9 @@ def test_a_card_too_small_is_told_what_int8_needs():
     check = preflight(SEVEN_B, torch.float16, needed - 1)
     int8 = preflight(SEVEN_B, torch.float16, needed - 1, quantize="int8")
     assert not check.fits and int8.fits and check.int8_bytes == int8.total_bytes < 10 * GiB
-    assert str(check).startswith("fp16 needs 15.53 GiB")
-    assert str(check).endswith("; int8 would need 8.91 GiB: load_model(..., quantize='int8')")
-    assert str(int8).startswith("fp16 with int8 weights needs 8.91 GiB (weights 6.87 GiB + cache 512 MiB")
+    assert str(check).startswith("fp16 needs 15.41 GiB")
+    assert str(check).endswith("; int8 would need 8.80 GiB: load_model(..., quantize='int8')")
+    assert str(int8).startswith("fp16 with int8 weights needs 8.80 GiB (weights 6.87 GiB + cache 512 MiB")
     assert "int8 would" not in str(int8)
     assert str(preflight(SEVEN_B, torch.float16, 8 * GiB)).endswith("quantize='int8'), which does not fit either")
 

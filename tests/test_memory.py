@@ -71,7 +71,8 @@ def test_the_full_cache_is_the_worst_case():
     assert traced_prefill(SEVEN_B_SHAPES, 4096, torch.bfloat16, cached=0) < full
     assert traced_prefill(SEVEN_B_SHAPES, 512, torch.bfloat16, cached=100) < activation_bytes(SEVEN_B, 512,
                                                                                                torch.bfloat16)
-    assert traced_prefill(SEVEN_B_SHAPES, 4096, torch.bfloat16, fused=True) < full <= counted
+    # With blocks this small the feed-forward, not the scores, sets the peak: a fused kernel can only lower it.
+    assert traced_prefill(SEVEN_B_SHAPES, 4096, torch.bfloat16, fused=True) <= full <= counted
 
 
 def test_all_32_layers_peak_like_two():
