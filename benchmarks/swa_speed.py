@@ -19,7 +19,6 @@ shared machine hits both sides; the median ratio is printed, with the lowest and
 import argparse
 import statistics
 import time
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F

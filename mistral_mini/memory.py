@@ -85,8 +85,9 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
 
     An upper bound, for one sequence, whichever attention kernel runs. Without a fused kernel (the worst case)
     the chunk's queries go in blocks of Bq = ``block_for(W, n_rep)``, each against its Bq + W - 1 keys, and
-    the math kernel holds their scores in float32. A layer's temporaries are freed before the next layer starts, so the peak
-    is that of the largest of four moments of one layer, plus the rotary angles that every layer shares.
+    the math kernel holds their scores in float32. A layer's temporaries are freed before the next layer
+    starts, so the peak is that of the largest of four moments of one layer, plus the rotary angles that every
+    layer shares.
     Counted, in ``dtype`` unless float32 is said (C = chunk_size, P = W - 1 cached keys the chunk sees):
 
     * all along: the layer's input and its normed copy [C, dim] each; cos and sin [C, D/2] in float32; the
