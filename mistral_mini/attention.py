@@ -89,9 +89,10 @@ def block_for(window: int, n_rep: int) -> int:
     Two costs pull against each other. Waste: a block of n queries meets n + W - 1 keys where each query
     needs W, so (n - 1) / W of its scores are masked away; at most W / 32 keeps that near 3%. Rows: the
     n_rep query heads that share a key/value head are rows of one kernel call (``grouped_attention``), so a
-    block is n_rep * n rows, and a kernel runs few rows per call slower per score; n_rep * n = 128 rows
-    was the fastest choice at T = 16,384, W = 1,024 for n_rep 1, 4 and 8 (``benchmarks/swa_speed.py``:
-    blocks of 16, 32, 48 and 192 tried). head_dim changed the speed, but not which block was fastest.
+    block is n_rep * n rows, and the kernel runs calls of few rows slower per score. At T = 16,384,
+    W = 1,024, blocks of 16 to 48 queries timed within the noise of each other for n_rep 1, 4 and 8, and
+    192 was slower on all three; the rule aims at about 128 rows, with the waste capped. head_dim changed
+    the speed, but not which block was fastest.
     """
     return min(window, max(16, min(window // 32, 128 // n_rep)))
 
@@ -104,19 +105,16 @@ def _windows(x: torch.Tensor, first: int, count: int, step: int, width: int) -> 
 
 
 def _full_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_row: int, k_row: int, count: int,
-                 n: int, window: int) -> torch.Tensor:
+                 n: int, window: int, bias: torch.Tensor) -> torch.Tensor:
     """``count`` blocks of n queries, each against the n + W - 1 keys of its window, in one kernel call.
 
     q [H, Tq, D], k and v [Hkv, Tk, D]: one sequence. Block i's queries are rows q_row + i n .. + n - 1 of q,
-    its keys rows k_row + i n .. + n + W - 2 of k and v. -> [count, H, n, D].
+    its keys rows k_row + i n .. + n + W - 2 of k and v; ``bias`` [n_rep n, n + W - 1] is every block's
+    mask. -> [count, H, n, D].
     """
-    # Relative positions: a block's queries are the last n of its keys. The same mask for every block.
-    band = sliding_window_mask(torch.arange(n, device=q.device) + window - 1,
-                               torch.arange(n + window - 1, device=q.device), window)  # [n, n + W - 1]
     return grouped_attention(_windows(q, q_row, count, n, n),  # [count, H, n, D]
                              _windows(k, k_row, count, n, n + window - 1),  # [count, Hkv, n + W - 1, D]
-                             _windows(v, k_row, count, n, n + window - 1),
-                             grouped_bias(band, q.shape[0] // k.shape[0], q.dtype))
+                             _windows(v, k_row, count, n, n + window - 1), bias)
 
 
 def _each_block(out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int,
@@ -161,8 +159,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int, k_st
     count = (Tq - head) // n  # full blocks, all in one call
     if count:
         k_row = q_start + head - k_start - (window - 1)  # the oldest key of the first full block
+        # Relative positions: a block's queries are the last n of its keys. The same mask for every block.
+        band = sliding_window_mask(torch.arange(n, device=q.device) + window - 1,
+                                   torch.arange(n + window - 1, device=q.device), window)  # [n, n + W - 1]
+        bias = grouped_bias(band, H // k.shape[1], q.dtype)
         for b in range(B):  # the strided views are cut from one sequence at a time
-            blocks = _full_blocks(q[b], k[b], v[b], head, k_row, count, n, window)  # [count, H, n, D]
+            blocks = _full_blocks(q[b], k[b], v[b], head, k_row, count, n, window, bias)  # [count, H, n, D]
             out[b, :, head:head + count * n].view(H, count, n, D).copy_(blocks.transpose(0, 1))
     done = head + count * n
     _each_block(out[:, :, done:], q[:, :, done:], k, v, q_start + done, k_start, window, n)  # a shorter block
