@@ -1,6 +1,7 @@
 # Two commands on a fresh clone:
 #   make lab    open the notebook series in JupyterLab
 #   make test   run every test: unit tests, ruff, and each notebook under nbval
+#   make test-browser   the widgets in a real JupyterLab in headless Chromium (needs Debian's chromium package)
 # Each first creates or updates .venv from requirements.txt.
 # For teachers: make student   writes student/, the notebooks with every solution stubbed (see README)
 
@@ -8,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test notebooks student venv clean
+.PHONY: lab test test-browser notebooks student venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +29,11 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check mistral_mini tests benchmarks tools
 	$(VENV)/bin/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+# Each notebook with a widget, run in JupyterLab in headless Chromium; every slider must redraw its figure.
+# Uses /usr/bin/chromium (apt-get install chromium), or CHROMIUM=/path/to/chromium.
+test-browser: $(STAMP)
+	$(VENV)/bin/python -m pytest -s tests/browser/widgets_in_lab.py
 
 # After changing a notebook (or code whose output it shows): re-run every notebook and save it tidy.
 notebooks: $(STAMP)

@@ -175,12 +175,17 @@ def test_rolling_buffer_explorer_redraws_on_the_slider():
     assert box.figure.axes[0].get_title() == "position 9 -> slot 9 % 4 = 1: overwrites position 5"
 
 
-def test_chunk_mask_explorer_clamps_to_the_last_chunk():
+def test_chunk_mask_explorer_chunk_range_follows_the_chunk_size():
     box = widgets.chunk_mask_explorer(prompt_len=23, window=8, chunk_size=5)
-    slider(box, 1).value = 22
+    size, chunk = slider(box, 0), slider(box, 1)
+    assert chunk.max == 4  # five chunks of 5 cover 23 tokens
+    chunk.value = 4
     assert box.figure.axes[0].get_title() == "chunk 5 of 5: positions 20..22, W = 8"
-    slider(box, 0).value = 23  # one chunk holds the whole prompt
-    assert box.figure.axes[0].get_title() == "chunk 1 of 1: positions 0..22, W = 8"
+    size.value = 12  # two chunks: the last chunk is now 1, and the slider moves there
+    assert (chunk.max, chunk.value) == (1, 1)
+    assert box.figure.axes[0].get_title() == "chunk 2 of 2: positions 12..22, W = 8"
+    size.value = 1
+    assert chunk.max == 22 and box.figure.axes[0].get_title() == "chunk 2 of 23: positions 1..1, W = 8"
 
 
 def test_sampling_explorer_sliders():

@@ -49,9 +49,13 @@ def _wire(plot: Callable[..., Figure], controls: dict[str, widgets.ValueWidget],
     return box
 
 
+# Every slider: redraw on release, not on every pixel of a drag (each redraw is a new matplotlib figure), and a
+# label as wide as its text (the default width cuts "temperature" to "temperat...").
+_SLIDER_ARGS = {"continuous_update": False, "style": {"description_width": "initial"}}
+
+
 def _slider(value: int, low: int, high: int, description: str, step: int = 1) -> widgets.IntSlider:
-    return widgets.IntSlider(value=value, min=low, max=high, step=step, description=description,
-                             continuous_update=False)
+    return widgets.IntSlider(value=value, min=low, max=high, step=step, description=description, **_SLIDER_ARGS)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ def rope_explorer(head_dim: int = 16, theta: float = 10000.0, n_positions: int =
         return viz.rope_rotation(rope_frequencies(head_dim, theta), n_positions, position)
 
     theta_slider = widgets.FloatLogSlider(value=theta, base=10, min=1, max=6, step=0.5, description="theta",
-                                          continuous_update=False)
+                                          **_SLIDER_ARGS)
     return _wire(plot, {"position": _slider(position, 0, n_positions - 1, "position"), "theta": theta_slider})
 
 
@@ -100,8 +104,7 @@ def gqa_explorer(n_heads: int = 8, n_kv_heads: int = 2) -> widgets.VBox:
     def plot(n_kv_heads: int) -> Figure:
         return viz.kv_head_sharing(n_heads, [n_kv_heads])
 
-    picker = widgets.SelectionSlider(options=choices, value=n_kv_heads, description="KV heads",
-                                     continuous_update=False)
+    picker = widgets.SelectionSlider(options=choices, value=n_kv_heads, description="KV heads", **_SLIDER_ARGS)
     return _wire(plot, {"n_kv_heads": picker})
 
 
@@ -140,19 +143,24 @@ def rolling_buffer_explorer(window: int = 8, position: int = 11) -> widgets.VBox
 
 def chunk_mask_explorer(prompt_len: int = 23, window: int = 8, chunk_size: int = 5) -> widgets.VBox:
     """07: the mask of one prefill chunk against the cached keys it sees plus itself; sliders over chunk size and
-    chunk. The keys are ``mistral_mini.cache.chunk_key_positions``: up to W - 1 cached positions, then the chunk."""
+    chunk. The keys are ``mistral_mini.cache.chunk_key_positions``: up to W - 1 cached positions, then the chunk.
+    The chunk slider's range follows the chunk size, so every position of it shows a chunk that exists."""
+
+    def n_chunks(chunk_size: int) -> int:
+        return -(-prompt_len // chunk_size)  # ceiling division
 
     def plot(chunk_size: int, chunk: int) -> Figure:
-        n_chunks = -(-prompt_len // chunk_size)  # ceiling division
-        chunk = min(chunk, n_chunks - 1)  # the slider may point past the last chunk of a larger size
         start = chunk * chunk_size
         end = min(start + chunk_size, prompt_len)
         q_pos, k_pos = chunk_key_positions(start, end, window)
-        title = f"chunk {chunk + 1} of {n_chunks}: positions {start}..{end - 1}, W = {window}"
+        title = f"chunk {chunk + 1} of {n_chunks(chunk_size)}: positions {start}..{end - 1}, W = {window}"
         return viz.chunk_masks_figure([q_pos], [k_pos], [sliding_window_mask(q_pos, k_pos, window)], [title])
 
-    return _wire(plot, {"chunk_size": _slider(chunk_size, 1, prompt_len, "chunk size"),
-                        "chunk": _slider(0, 0, prompt_len - 1, "chunk")},
+    size_slider = _slider(chunk_size, 1, prompt_len, "chunk size")
+    chunk_slider = _slider(0, 0, n_chunks(chunk_size) - 1, "chunk")
+    # Observed before _wire's redraw, so the chunk is back in range (ipywidgets clamps the value) when it draws.
+    size_slider.observe(lambda change: setattr(chunk_slider, "max", n_chunks(change["new"]) - 1), names="value")
+    return _wire(plot, {"chunk_size": size_slider, "chunk": chunk_slider},
                  title=f"prefill of a {prompt_len}-token prompt in chunks")
 
 
@@ -160,8 +168,7 @@ def sampling_explorer(labels: list[str], logits, temperature: float = 1.0, top_p
     """09: the next-token distribution before and after temperature and top-p, with a slider for each."""
 
     def slider(value: float, low: float, high: float, description: str) -> widgets.FloatSlider:
-        return widgets.FloatSlider(value=value, min=low, max=high, step=0.05, description=description,
-                                   continuous_update=False)
+        return widgets.FloatSlider(value=value, min=low, max=high, step=0.05, description=description, **_SLIDER_ARGS)
 
     return _wire(lambda temperature, top_p: viz.sampling_figure(labels, logits, [(temperature, top_p)]),
                  {"temperature": slider(temperature, 0.0, 2.0, "temperature"),
