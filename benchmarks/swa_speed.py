@@ -4,7 +4,9 @@ Ideal speed-up of the window: T / (2W) = 8x (a causal pass scores T^2 / 2 pairs,
 
 Part 1, attention alone: ``attend`` with W = 1,024 against PyTorch's causal kernel (what ``attend`` runs
 when the window covers the whole sequence), on random q, k, v of one layer, for n_rep 1, 4 and 8 query heads
-per key/value head and head_dim 16, 32 and 128: nine layouts.
+per key/value head and head_dim 16, 32 and 128: nine layouts. Beside it, the ceiling of this way of computing
+the window: the same kernel calls on the same blocks with no mask at all (the causal head, then every full
+block in one call), which no mask-free trick inside these calls could beat.
 
 Part 2, the whole forward pass of an attention-heavy model (2 layers, a 64-wide stream, a 128-wide
 feed-forward) for three of the layouts: the same weights run with W = 1,024 and with W = T, and transformers'
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mistral_mini import ModelArgs, Transformer
-from mistral_mini.attention import attend, block_for
+from mistral_mini.attention import _full_blocks, attend, block_for
 from mistral_mini.hf import to_transformers
 
 LAYOUTS = [(n_rep, head_dim) for head_dim in (16, 32, 128) for n_rep in (1, 4, 8)]
@@ -53,12 +55,24 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def ratios(full, windowed, repeats: int) -> tuple[float, float, list[float]]:
-    """Median seconds of each, and the ratio full / windowed of every turn."""
-    full(), windowed()  # warm-up: allocator, kernel selection
-    turns = [(seconds(full), seconds(windowed)) for _ in range(repeats)]
-    t_full, t_window = (statistics.median(t) for t in zip(*turns, strict=True))
-    return t_full, t_window, [f / w for f, w in turns]
+def ratios(full, windowed, repeats: int, *others) -> tuple[float, float, list[float], list[list[float]]]:
+    """Median seconds of full and windowed, the ratio full / windowed of every turn, and the ratio full / other
+    of every turn for each of ``others`` (timed in the same turns)."""
+    fns = (full, windowed, *others)
+    for fn in fns:
+        fn()  # warm-up: allocator, kernel selection
+    turns = [[seconds(fn) for fn in fns] for _ in range(repeats)]
+    t_full, t_window = (statistics.median(t[i] for t in turns) for i in (0, 1))
+    return t_full, t_window, [t[0] / t[1] for t in turns], [[t[0] / t[i] for t in turns] for i in
+                                                              range(2, len(fns))]
+
+
+def unmasked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: int, n: int) -> None:
+    """``attend``'s kernel calls for q_start = k_start = 0, one sequence, with every mask dropped: the causal
+    head, then all full blocks in one call; the shorter last block is left out."""
+    T = q.shape[2]
+    F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], is_causal=True, enable_gqa=True)
+    _full_blocks(q[0], k[0], v[0], W, 1, (T - W) // n, n, W, None)
 
 
 def spread(r: list[float]) -> str:
@@ -71,15 +85,16 @@ def attention_alone(T: int, W: int, repeats: int) -> list[float]:
     medians = []
     for n_rep, head_dim in LAYOUTS:
         n_heads, n_kv_heads = heads(n_rep)
+        n = block_for(W, n_rep, head_dim)
         # Laid out as the model makes them: [B, T, H, D] in memory, seen as [B, H, T, D].
         q = torch.randn(1, T, n_heads, head_dim).transpose(1, 2)
         k, v = (torch.randn(1, T, n_kv_heads, head_dim).transpose(1, 2) for _ in range(2))
-        t_full, t_window, r = ratios(
+        t_full, t_window, r, (ceiling,) = ratios(
             lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True),  # noqa: B023
-            lambda: attend(q, k, v, 0, 0, W), repeats)  # noqa: B023
+            lambda: attend(q, k, v, 0, 0, W), repeats, lambda: unmasked(q, k, v, W, n))  # noqa: B023
         medians.append(statistics.median(r))
-        print(f"  n_rep {n_rep} ({n_heads}/{n_kv_heads} heads), head_dim {head_dim:>3}, block "
-              f"{block_for(W, n_rep):>3}: causal {t_full:6.3f} s, windowed {t_window:6.3f} s: {spread(r)}")
+        print(f"  n_rep {n_rep} ({n_heads}/{n_kv_heads} heads), head_dim {head_dim:>3}, block {n:>3}: causal "
+              f"{t_full:6.3f} s, windowed {t_window:6.3f} s: {spread(r)};  no mask: {spread(ceiling)}")
     return medians
 
 
@@ -94,10 +109,10 @@ def whole_pass(T: int, W: int, repeats: int) -> tuple[list[float], list[float]]:
         full = Transformer(model_args(n_rep, head_dim, T)).eval()
         full.load_state_dict(windowed.state_dict())
         reference = to_transformers(full, "sdpa")
-        t_full, t_window, r = ratios(lambda: full(tokens, last_only=True),  # noqa: B023
-                                     lambda: windowed(tokens, last_only=True), repeats)  # noqa: B023
-        t_hf, t_ours, r_hf = ratios(lambda: reference(tokens, logits_to_keep=1),  # noqa: B023
-                                    lambda: full(tokens, last_only=True), repeats)  # noqa: B023
+        t_full, t_window, r, _ = ratios(lambda: full(tokens, last_only=True),  # noqa: B023
+                                        lambda: windowed(tokens, last_only=True), repeats)  # noqa: B023
+        t_hf, t_ours, r_hf, _ = ratios(lambda: reference(tokens, logits_to_keep=1),  # noqa: B023
+                                       lambda: full(tokens, last_only=True), repeats)  # noqa: B023
         window_medians.append(statistics.median(r))
         hf_medians.append(statistics.median(r_hf))
         n_heads, n_kv_heads = heads(n_rep)

@@ -22,7 +22,7 @@ Two ways to compute the same numbers:
     block when there is no fused kernel): one call per block, each with its own mask.
 
   A block of n queries computes n * (n + W - 1) scores where n * W are needed: small blocks waste little,
-  but the kernel runs small blocks less efficiently. ``block_for`` picks n from the shapes.
+  but the kernel runs small blocks less efficiently. ``block_for`` picks n from the shapes (W, n_rep, D).
 """
 
 from __future__ import annotations
@@ -83,18 +83,23 @@ def has_fused_kernel(q: torch.Tensor) -> bool:
     return q.device.type != "meta"
 
 
-def block_for(window: int, n_rep: int) -> int:
-    """Queries per block of the banded path: n = 128 / n_rep, within 16 .. W / 32 (and never above W).
+def block_for(window: int, n_rep: int, head_dim: int) -> int:
+    """Queries per block of the banded path: enough rows for the kernel, within 16 .. a cap on the waste.
 
     Two costs pull against each other. Waste: a block of n queries meets n + W - 1 keys where each query
-    needs W, so (n - 1) / W of its scores are masked away; at most W / 32 keeps that near 3%. Rows: the
-    n_rep query heads that share a key/value head are rows of one kernel call (``grouped_attention``), so a
-    block is n_rep * n rows, and the kernel runs calls of few rows slower per score. At T = 16,384,
-    W = 1,024, blocks of 16 to 48 queries timed within the noise of each other for n_rep 1, 4 and 8, and
-    192 was slower on all three; the rule aims at about 128 rows, with the waste capped. head_dim changed
-    the speed, but not which block was fastest.
+    needs W, so (n - 1) / W of its scores are masked away. Rows: the n_rep query heads that share a key/value
+    head are rows of one kernel call (``grouped_attention``), so a block is n_rep * n rows, and PyTorch's CPU
+    flash kernel works a call of fewer than 192 rows in tiles of 32, which at head_dim 128 cost about 30% more
+    per score than its 64-row tiles. So, timed at T = 16,384, W = 1,024 (``benchmarks/swa_speed.py``):
+
+    * head_dim under 64: about 128 rows, at most W / 32 queries (3% waste). Blocks of 16 to 48 timed within
+      the noise of each other for n_rep 1, 4 and 8; larger ones were slower.
+    * head_dim 64 and up: at least 192 rows, at most W / 5 queries (20% waste). n_rep 1 went from about 4.2x
+      to 5.5x with blocks of 192 rather than 32, n_rep 8 from 5.6x to 6.3x with 24 rather than 16, and
+      n_rep 4 (48 rather than 32, the 7B's blocks) stayed within the noise.
     """
-    return min(window, max(16, min(window // 32, 128 // n_rep)))
+    rows, most = (192, window // 5) if head_dim >= 64 else (128, window // 32)
+    return min(window, max(16, min(most, -(-rows // n_rep))))  # -(-a // b): a / b rounded up
 
 
 def _windows(x: torch.Tensor, first: int, count: int, step: int, width: int) -> torch.Tensor:
@@ -142,7 +147,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_start: int, k_st
     k and v [B, Hkv, Tk, D] -> [B, H, Tq, D]. ``block_size``: queries per block; if None, ``block_for``'s choice.
     """
     B, H, Tq, D = q.shape
-    n = min(block_size or block_for(window, H // k.shape[1]), window)
+    n = min(block_size or block_for(window, H // k.shape[1], D), window)
     # Written in place, laid out [B, Tq, H, D]: the layout the output projection reads without a copy.
     out = q.new_empty(B, Tq, H, D).transpose(1, 2)  # [B, H, Tq, D]
     if not has_fused_kernel(q):

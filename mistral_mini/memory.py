@@ -84,7 +84,7 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
     """Peak bytes of the temporaries of one prefill chunk of ``chunk_size`` tokens, with the cache full.
 
     An upper bound, for one sequence, whichever attention kernel runs. Without a fused kernel (the worst case)
-    the chunk's queries go in blocks of Bq = ``block_for(W, n_rep)``, each against its Bq + W - 1 keys, and
+    the chunk's queries go in blocks of Bq = ``block_for(W, n_rep, D)``, each against its Bq + W - 1 keys, and
     the math kernel holds their scores in float32. A layer's temporaries are freed before the next layer
     starts, so the peak is that of the largest of four moments of one layer, plus the rotary angles that every
     layer shares.
@@ -112,7 +112,7 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
     check_quantize(quantize)
     C, s, f = chunk_size, dtype.itemsize, 4  # f: float32's itemsize
     d, D, H, Hkv, W = args.dim, args.head_dim, args.n_heads, args.n_kv_heads, args.sliding_window
-    P, Bq = W - 1, min(block_for(W, args.n_rep), W, C)
+    P, Bq = W - 1, min(block_for(W, args.n_rep, D), W, C)
     up = 0 if dtype == torch.float32 else f  # the math kernel's float32 copy of a tensor that is not float32
     K = Bq + W - 1  # keys seen by one block
     int8 = quantize == "int8"
