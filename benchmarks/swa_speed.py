@@ -12,10 +12,15 @@ Part 2, the whole forward pass of an attention-heavy model (2 layers, a 64-wide 
 feed-forward) for three of the layouts: the same weights run with W = 1,024 and with W = T, and transformers'
 Mistral (sdpa attention) with W = T, to check that our full-causal pass is no slower than theirs.
 
+Part 3, with ``--blocks``: the block size at head_dim 128, ``block_for``'s choice (at least 192 rows) against
+the choice for small head_dim (about 128 rows, at most W / 32 queries), in paired turns that alternate which
+goes first; the ratio of each pair is old time / new time.
+
 Every ratio comes from runs that take turns (full, windowed, full, windowed, ...), so that a slow moment of a
 shared machine hits both sides; the median ratio is printed, with the lowest and highest.
 
     .venv/bin/python benchmarks/swa_speed.py [--seq-len 16384] [--window 1024] [--repeats 5] [--threads N]
+                                             [--blocks]
 """
 
 import argparse
@@ -122,18 +127,42 @@ def whole_pass(T: int, W: int, repeats: int) -> tuple[list[float], list[float]]:
     return window_medians, hf_medians
 
 
+def block_choice(T: int, W: int, repeats: int) -> None:
+    print(f"block size at head_dim 128, T = {T:,}, W = {W:,}: time with the small-head_dim block / time with "
+          f"block_for's (paired turns, median, lowest-highest of {2 * repeats})")
+    for n_rep in (1, 4, 8):
+        n_heads, n_kv_heads = heads(n_rep)
+        old, new = block_for(W, n_rep, 32), block_for(W, n_rep, 128)
+        q = torch.randn(1, T, n_heads, 128).transpose(1, 2)
+        k, v = (torch.randn(1, T, n_kv_heads, 128).transpose(1, 2) for _ in range(2))
+        runs = [lambda b=b: attend(q, k, v, 0, 0, W, block_size=b) for b in (old, new)]  # noqa: B023
+        for run in runs:
+            run()  # warm-up
+        pairs = []
+        for turn in range(2 * repeats):
+            order = runs if turn % 2 == 0 else runs[::-1]  # each goes first half of the time
+            t = {id(run): seconds(run) for run in order}
+            pairs.append(t[id(runs[0])] / t[id(runs[1])])
+        print(f"  n_rep {n_rep}: block {old:>3} ({n_rep * old} rows) / block {new:>3} ({n_rep * new} rows): "
+              f"{spread(pairs)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=16384)
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--blocks", action="store_true", help="only part 3: the block size at head_dim 128")
     opts = parser.parse_args()
     if opts.threads is not None:
         torch.set_num_threads(opts.threads)
     T, W = opts.seq_len, opts.window
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ideal T / (2W) = {T / (2 * W):.1f}x")
     with torch.inference_mode():
+        if opts.blocks:
+            block_choice(T, W, opts.repeats)
+            return
         alone = attention_alone(T, W, opts.repeats)
         window, hf = whole_pass(T, W, opts.repeats)
     print(f"lowest median: attention alone {min(alone):.2f}x, whole pass {min(window):.2f}x; "
