@@ -166,7 +166,8 @@ JS_RUN_STATE = """() => {
         }
     }
     return {
-        pending: cells.filter(c => c.model.executionCount === null).length,
+        // JupyterLab gives an empty code cell no execution count: only cells with code must have run
+        pending: cells.filter(c => c.model.executionCount === null && c.model.sharedModel.getSource().trim()).length,
         kernel: nb.sessionContext.session.kernel.status,
         errors,
     };
