@@ -77,7 +77,8 @@ def unmasked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: int, n: int) 
     head, then all full blocks in one call; the shorter last block is left out."""
     T = q.shape[2]
     F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], is_causal=True, enable_gqa=True)
-    _full_blocks(q[0], k[0], v[0], W, 1, (T - W) // n, n, W, None)
+    first_key = W - (W - 1)  # the first full block's oldest key, as attend computes it (k_row)
+    _full_blocks(q[0], k[0], v[0], W, first_key, (T - W) // n, n, W, None)
 
 
 def spread(r: list[float]) -> str:

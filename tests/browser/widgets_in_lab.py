@@ -41,6 +41,9 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WIDGET_CALL = re.compile(r"\bwidgets\.\w+\(")
 RUN_TIMEOUT_S = 120  # one notebook's run-all; each runs in well under a minute under nbval
 REDRAW_TIMEOUT_S = 30  # one slider move: the kernel draws a new figure and sends it back
+# What widgets._wire builds, as JupyterLab renders it: a box of sliders over an Output holding the figure.
+WIDGET_BOX = ".jp-OutputArea-output .widget-vbox:has(.widget-slider):has(.widget-output)"
+FIGURE = ".widget-output img"
 
 
 def widget_notebooks() -> list[str]:
@@ -82,7 +85,8 @@ def workdir() -> Path:
 
 @pytest.fixture(scope="session")
 def lab(workdir: Path) -> Iterator[str]:
-    """A JupyterLab on 127.0.0.1 with a random token, serving a copy of notebooks/; yields its base URL with token."""
+    """A JupyterLab on 127.0.0.1 with a random token, serving a copy of notebooks/; yields the URL that opens a
+    notebook, with ``{name}`` to fill in."""
     root = workdir / "notebooks"
     shutil.copytree(NOTEBOOKS, root)
     _write_settings(workdir / "settings")
@@ -192,17 +196,17 @@ def _run_all_cells(page, name: str) -> None:
 
 def _figure_src(box) -> str:
     """The data URL of the figure the widget box shows ('' while the Output is being redrawn)."""
-    images = box.locator(".widget-output img")
+    images = box.locator(FIGURE)
     return images.first.get_attribute("src") if images.count() else ""
 
 
 def _wait_for_new_figure(page, box, before: str, what: str) -> None:
     try:
         page.wait_for_function(
-            """([box, before]) => {
-                const img = box.querySelector('.widget-output img');
+            """([box, figure, before]) => {
+                const img = box.querySelector(figure);
                 return img !== null && img.getAttribute('src') !== before;
-            }""", arg=[box.element_handle(), before], timeout=REDRAW_TIMEOUT_S * 1000)
+            }""", arg=[box.element_handle(), FIGURE, before], timeout=REDRAW_TIMEOUT_S * 1000)
     except playwright_api.TimeoutError:
         pytest.fail(f"{what}, and the figure did not change within {REDRAW_TIMEOUT_S} s")
     _settle(page, box)
@@ -222,11 +226,16 @@ def _settle(page, box, quiet_s: float = 0.5) -> None:
     pytest.fail(f"the widget kept redrawing (or the kernel stayed busy) for {REDRAW_TIMEOUT_S} s")
 
 
+def _handle(slider):
+    """The slider's knob (ipywidgets draws its sliders with noUiSlider), which takes the keys."""
+    return slider.locator(".noUi-handle").first
+
+
 def _press(page, box, slider, key: str, what: str) -> None:
     """Press ``key`` on the slider's handle and wait until the widget's figure is a different image."""
     before = _figure_src(box)
     assert before, f"{what}: no figure before pressing {key}"
-    slider.locator(".noUi-handle").first.press(key)
+    _handle(slider).press(key)
     _wait_for_new_figure(page, box, before, f"{what}: pressed {key}")
 
 
@@ -234,7 +243,7 @@ def _restore(page, box, slider, readout: str, arrow: str, what: str) -> None:
     """Put the slider back at the value its readout showed, by arrow presses as a reader would (typing into the
     readout works for number sliders only; a selection slider ignores it)."""
     before = _figure_src(box)
-    text, handle = slider.locator(".widget-readout").first, slider.locator(".noUi-handle").first
+    text, handle = slider.locator(".widget-readout").first, _handle(slider)
     for _ in range(1000):  # a slider of more than 1,000 steps would need a faster way back
         if text.inner_text() == readout:
             break
@@ -247,7 +256,7 @@ def _check_sliders(page, name: str) -> int:
     """Move each slider to both ends of its range, the far end first, requiring a new figure after each press, then
     put it back where the notebook set it (from the near end, in fewer presses): each slider is tested with the
     others at the notebook's values (temperature 0 would leave nothing for top-p to change)."""
-    boxes = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-slider):has(.widget-output)")
+    boxes = page.locator(WIDGET_BOX)
     assert boxes.count() > 0, f"{name}: a cell calls widgets.*(...) but no widget with a slider and a figure rendered"
     moved = 0
     for b in range(boxes.count()):
@@ -259,7 +268,7 @@ def _check_sliders(page, name: str) -> int:
             label = slider.locator(".widget-label").first
             what = f"{name}, widget {b + 1}, slider {label.inner_text()!r}"
             assert label.evaluate("e => e.scrollWidth <= e.clientWidth"), f"{what}: its label is cut short"
-            handle = slider.locator(".noUi-handle").first
+            handle = _handle(slider)
             readout = slider.locator(".widget-readout").first.inner_text()
             low, now, high = (float(handle.get_attribute(f"aria-value{k}")) for k in ("min", "now", "max"))
             near_top = high - now < now - low
@@ -287,7 +296,7 @@ def test_sliders_redraw_their_figure(name: str, lab: str, page, workdir: Path) -
         assert not errors, f"{name}: error output after moving the sliders:\n" + "\n".join(errors)
         shots = workdir / "screenshots"
         shots.mkdir(exist_ok=True)
-        page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-slider)").first.screenshot(
+        page.locator(WIDGET_BOX).first.screenshot(
             path=str(shots / f"{Path(name).stem}.png"))
         print(f"{name}: ran in {ran - started:.0f} s; {moved} sliders redrew their figure both ways, "
               f"{time.monotonic() - ran:.0f} s")
