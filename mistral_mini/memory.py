@@ -92,7 +92,8 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
 
     * all along: the layer's input and its normed copy [C, dim] each; cos and sin [C, D/2] in float32; the
       positions and slot indices (int64);
-    * rotating q: q, k, v [C, (H + 2 Hkv) D], and q in float32 with its rotated halves, 3 x [C, H D] float32;
+    * rotating q: q, k, v [C, (H + 2 Hkv) D]; the turns cos + i sin [C, D/2] complex64; q in float32 and its
+      rotated product (complex64, the same bytes), 2 x [C, H D] float32; the rotated q back in dtype [C, H D];
     * attending: q, k, v; the cached keys and values gathered [P, Hkv D] x 2 and joined with the chunk's
       [P + C, Hkv D] x 2; the output [C, H D], which the blocks fill in place; and for one block: its
       scores, twice in float32 (the product, and the product plus the mask) [H, Bq, Bq + W - 1], the mask as
@@ -119,7 +120,7 @@ def activation_bytes(args: ModelArgs, chunk_size: int, dtype: torch.dtype, quant
     shared = 2 * C * (D // 2) * f + (C + min(C, W) + P) * 8  # angles; positions and slots (int64)
     stream = 2 * C * d * s
     qkv = C * (H + 2 * Hkv) * D * s
-    rotating = stream + qkv + 3 * C * H * D * f
+    rotating = stream + qkv + C * D * f + C * H * D * (2 * f + s)
     block = (2 * H * Bq * K * f + args.n_rep * Bq * K * s + Bq * K  # scores twice, bias, bool mask
              + H * Bq * D * (2 * s + 2 * f) + 2 * Hkv * K * D * up)  # queries, output; keys, values in float32
     attending = stream + qkv + 2 * (2 * P + C) * Hkv * D * s + C * H * D * s + block

@@ -30,9 +30,9 @@ def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[t
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate each interleaved pair of x [B, T, H, D] by its angle; cos, sin are [T, D/2]."""
+    # A pair (a, b) is the complex number a + ib, and turning it by an angle is multiplying it by
+    # cos + i sin: (a cos - b sin) + i (a sin + b cos). One complex product does the four real ones.
     # Rotate in float32 so that bf16 weights do not cost precision in the angle.
-    pairs = x.float().unflatten(-1, (-1, 2))  # [B, T, H, D/2, 2]
-    even, odd = pairs[..., 0], pairs[..., 1]  # [B, T, H, D/2] each
-    cos, sin = cos[:, None, :], sin[:, None, :]  # [T, 1, D/2]: the same angle for every head
-    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # [B, T, H, D/2, 2]
-    return rotated.flatten(-2).type_as(x)  # [B, T, H, D]
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # [B, T, H, D/2] complex
+    turns = torch.complex(cos, sin)[:, None, :]  # [T, 1, D/2]: the same angle for every head
+    return torch.view_as_real(pairs * turns).flatten(-2).type_as(x)  # [B, T, H, D/2, 2] -> [B, T, H, D]
