@@ -51,3 +51,18 @@ def test_permutation_round_trip_and_is_not_identity():
     w = torch.arange(24.0 * 3).view(24, 3)
     assert not torch.equal(permute_rope_rows(w, 3), w)
     torch.testing.assert_close(unpermute_rope_rows(permute_rope_rows(w, 3), 3), w)
+
+
+def test_strided_and_bf16_inputs_rotate_like_contiguous_float32():
+    """apply_rope views pairs as complex numbers: a transposed view must give the same numbers as a copy, and
+    bf16 must be rotated in float32 and rounded once."""
+    torch.manual_seed(0)
+    T, H, D = 5, 3, 16
+    cos, sin = rope_angles(torch.arange(40, 40 + T), D, 10000.0)
+    heads_first = torch.randn(1, H, T, D)  # [B, H, T, D] in memory
+    x = heads_first.transpose(1, 2)  # [B, T, H, D], not contiguous
+    expected = apply_rope(x.contiguous(), cos, sin)
+    assert torch.equal(apply_rope(x, cos, sin), expected)
+    rotated = apply_rope(x.bfloat16(), cos, sin)
+    assert rotated.dtype == torch.bfloat16
+    assert torch.equal(rotated, apply_rope(x.bfloat16().float(), cos, sin).bfloat16())
