@@ -16,11 +16,23 @@ Part 3, with ``--blocks``: the block size at head_dim 128, ``block_for``'s choic
 the choice for small head_dim (about 128 rows, at most W / 32 queries), in paired turns that alternate which
 goes first; the ratio of each pair is old time / new time.
 
+Part 4, with ``--alternatives``: two ways to compute the window without the band's mask, against ``attend``
+on the weakest layout (n_rep 1, head_dim 128) and the issue's first (n_rep 4, head_dim 16). Each is checked
+against ``attend`` before it is timed.
+
+* ``flex_attention`` under ``torch.compile``, with a sliding-window block mask: the mask is applied only in
+  the 128 x 128 tiles that the band's edges cross. The block mask and the compilation are set up once,
+  outside the timing.
+* a split by log-sum-exp: each block of Q queries meets its keys in three calls with no mask (the keys every
+  query of the block sees; the block's own keys, causal; the oldest keys, causal in reversed order), and the
+  three partial softmaxes are merged by their log-sum-exp. PyTorch returns the log-sum-exp only from the
+  private ``aten._scaled_dot_product_flash_attention_for_cpu``, which is why the model does not use this.
+
 Every ratio comes from runs that take turns (full, windowed, full, windowed, ...), so that a slow moment of a
 shared machine hits both sides; the median ratio is printed, with the lowest and highest.
 
     .venv/bin/python benchmarks/swa_speed.py [--seq-len 16384] [--window 1024] [--repeats 5] [--threads N]
-                                             [--blocks]
+                                             [--blocks] [--alternatives]
 """
 
 import argparse
@@ -31,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from mistral_mini import ModelArgs, Transformer
-from mistral_mini.attention import _full_blocks, attend, block_for
+from mistral_mini.attention import _full_blocks, _windows, attend, block_for
 from mistral_mini.hf import to_transformers
 
 LAYOUTS = [(n_rep, head_dim) for head_dim in (16, 32, 128) for n_rep in (1, 4, 8)]
@@ -148,6 +160,61 @@ def block_choice(T: int, W: int, repeats: int) -> None:
               f"{spread(pairs)}")
 
 
+def split_by_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: int, Q: int) -> torch.Tensor:
+    """The window with no mask at all: q [1, H, T, D], k and v [1, Hkv, T, D] -> [1, H, T, D].
+
+    Query s + r of the block [s, s + Q) sees keys s + r - W + 1 .. s + r: the W - Q keys [s + Q - W, s) that
+    every query of the block sees, its own keys [s, s + r] (causal), and keys s + r - W + 1 .. s + Q - W - 1
+    (for r < Q - 1), which is causal too once the sequence is reversed.
+    """
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu  # (out, logsumexp)
+    H, T, D = q.shape[1:]
+    count = (T - W) // Q
+    assert W + count * Q == T, "T - W must be a multiple of Q"
+    out = torch.empty_like(q)
+    out[:, :, :W] = F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], is_causal=True,
+                                                   enable_gqa=True)
+    q, k, v = q[0], k[0].repeat_interleave(H // k.shape[1], 0), v[0].repeat_interleave(H // v.shape[1], 0)
+    shared = flash(_windows(q, W, count, Q, Q), _windows(k, Q, count, Q, W - Q), _windows(v, Q, count, Q, W - Q))
+    own = flash(_windows(q, W, count, Q, Q), _windows(k, W, count, Q, Q), _windows(v, W, count, Q, Q), is_causal=True)
+    qr, kr, vr = q.flip(1), k.flip(1), v.flip(1)  # position p at row T - 1 - p
+    first = T + 1 - W - count * Q  # the last block's row Q - 2, reversed; blocks come last-first
+    old_out, old_lse = flash(_windows(qr, first, count, Q, Q - 1), _windows(kr, first + W - 1, count, Q, Q - 1),
+                             _windows(vr, first + W - 1, count, Q, Q - 1), is_causal=True)
+    old = (F.pad(old_out.flip(0, 2), (0, 0, 0, 1)),  # [count, H, Q, D]: the block's last query sees none
+           F.pad(old_lse.flip(0, 2), (0, 1), value=float("-inf")))
+    top = torch.maximum(torch.maximum(shared[1], own[1]), old[1])  # [count, H, Q]
+    weights = [torch.exp(lse - top) for _, lse in (shared, own, old)]
+    merged = sum(o * w[..., None] for (o, _), w in zip((shared, own, old), weights, strict=True))
+    merged = merged / sum(weights)[..., None]  # [count, H, Q, D]
+    out[0, :, W:] = merged.transpose(0, 1).reshape(H, count * Q, D)
+    return out
+
+
+def alternatives(T: int, W: int, repeats: int, Q: int = 256) -> None:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    print(f"mask-free alternatives, T = {T:,}, W = {W:,}: causal / each (median, lowest-highest of {repeats})")
+    band = create_block_mask(lambda b, h, i, j: (i >= j) & (i - j < W), None, None, T, T, device="cpu")
+    flex = torch.compile(flex_attention)
+    for n_rep, head_dim in ((1, 128), (4, 16)):
+        n_heads, n_kv_heads = heads(n_rep)
+        q = torch.randn(1, T, n_heads, head_dim).transpose(1, 2)
+        k, v = (torch.randn(1, T, n_kv_heads, head_dim).transpose(1, 2) for _ in range(2))
+        runs = {"attend": lambda: attend(q, k, v, 0, 0, W),  # noqa: B023
+                "flex_attention, compiled": lambda: flex(q, k, v, block_mask=band, enable_gqa=True),  # noqa: B023
+                f"split by log-sum-exp, Q = {Q}": lambda: split_by_lse(q, k, v, W, Q)}  # noqa: B023
+        expected = runs["attend"]()
+        for name, run in runs.items():
+            error = (run() - expected).abs().max().item()
+            assert error < 1e-4, f"{name} differs from attend by {error:.1e}"
+        _, _, r, others = ratios(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True,  # noqa: B023
+                                                                         enable_gqa=True),
+                                 runs["attend"], repeats, *list(runs.values())[1:])
+        print(f"  n_rep {n_rep}, head_dim {head_dim:>3}: " + ";  ".join(
+            f"{name} {spread(x)}" for name, x in zip(runs, [r, *others], strict=True)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=16384)
@@ -155,6 +222,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--blocks", action="store_true", help="only part 3: the block size at head_dim 128")
+    parser.add_argument("--alternatives", action="store_true", help="only part 4: mask-free alternatives")
     opts = parser.parse_args()
     if opts.threads is not None:
         torch.set_num_threads(opts.threads)
@@ -163,6 +231,9 @@ def main() -> None:
     with torch.inference_mode():
         if opts.blocks:
             block_choice(T, W, opts.repeats)
+            return
+        if opts.alternatives:
+            alternatives(T, W, opts.repeats)
             return
         alone = attention_alone(T, W, opts.repeats)
         window, hf = whole_pass(T, W, opts.repeats)
