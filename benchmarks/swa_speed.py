@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from mistral_mini import ModelArgs, Transformer
-from mistral_mini.attention import _full_blocks, _windows, attend, block_for
+from mistral_mini.attention import _full_blocks, _windows, attend, block_for, repeat_kv
 from mistral_mini.hf import to_transformers
 
 LAYOUTS = [(n_rep, head_dim) for head_dim in (16, 32, 128) for n_rep in (1, 4, 8)]
@@ -174,7 +174,7 @@ def split_by_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, W: int, Q: i
     out = torch.empty_like(q)
     out[:, :, :W] = F.scaled_dot_product_attention(q[:, :, :W], k[:, :, :W], v[:, :, :W], is_causal=True,
                                                    enable_gqa=True)
-    q, k, v = q[0], k[0].repeat_interleave(H // k.shape[1], 0), v[0].repeat_interleave(H // v.shape[1], 0)
+    q, k, v = q[0], repeat_kv(k, H // k.shape[1])[0], repeat_kv(v, H // k.shape[1])[0]  # [H, T, D] each
     shared = flash(_windows(q, W, count, Q, Q), _windows(k, Q, count, Q, W - Q), _windows(v, Q, count, Q, W - Q))
     own = flash(_windows(q, W, count, Q, Q), _windows(k, W, count, Q, Q), _windows(v, W, count, Q, Q), is_causal=True)
     qr, kr, vr = q.flip(1), k.flip(1), v.flip(1)  # position p at row T - 1 - p
